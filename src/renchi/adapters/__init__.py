@@ -1,0 +1,1 @@
+"""Clients of the outside world: Twilio, ElevenLabs, storage and, later, the OAuth providers."""

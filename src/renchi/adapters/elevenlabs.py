@@ -1,0 +1,116 @@
+"""ElevenLabs conversational agents: registering a Twilio call.
+
+Errors raised by `ElevenLabsClient`:
+
+- `ElevenLabsError`: the base of all of them.
+- `ElevenLabsNotConfigured`: no API key, so nothing was sent.
+- `ElevenLabsUnavailable`: network failure, 5xx or 429; `ElevenLabsTimeout` for a time-out.
+- `ElevenLabsRejected`: any other 4xx, or an answer that is not TwiML.
+"""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+
+from renchi.adapters.http import parse_retry_after
+
+
+class ElevenLabsError(Exception):
+    """A request to ElevenLabs failed or was not made."""
+
+
+class ElevenLabsNotConfigured(ElevenLabsError):
+    pass
+
+
+class ElevenLabsUnavailable(ElevenLabsError):
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class ElevenLabsTimeout(ElevenLabsUnavailable):
+    pass
+
+
+class ElevenLabsRejected(ElevenLabsError):
+    def __init__(self, message: str, *, status_code: int) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+
+
+class ElevenLabsClient:
+    """Calls the ElevenLabs API with the account's API key."""
+
+    def __init__(self, *, http: httpx.AsyncClient, api_url: str, api_key: str | None) -> None:
+        self._http = http
+        self.api_url = api_url.rstrip("/")
+        self._api_key = api_key
+
+    @property
+    def configured(self) -> bool:
+        return bool(self._api_key)
+
+    async def register_call(
+        self,
+        *,
+        agent_id: str,
+        from_number: str,
+        to_number: str,
+        direction: str,
+        dynamic_variables: dict[str, str],
+        timeout: float,
+    ) -> str:
+        """Register a Twilio call with an agent and return the TwiML that connects it."""
+        if not self._api_key:
+            raise ElevenLabsNotConfigured(
+                "ElevenLabs API key is not configured; set RENCHI_ELEVENLABS_API_KEY."
+            )
+        body = {
+            "agent_id": agent_id,
+            "from_number": from_number,
+            "to_number": to_number,
+            "direction": direction,
+            "conversation_initiation_client_data": {"dynamic_variables": dynamic_variables},
+        }
+        try:
+            response = await self._http.post(
+                f"{self.api_url}/v1/convai/twilio/register-call",
+                json=body,
+                headers={"xi-api-key": self._api_key},
+                timeout=timeout,
+            )
+        except httpx.TimeoutException as error:
+            raise ElevenLabsTimeout(
+                f"ElevenLabs did not register the call within {timeout} s."
+            ) from error
+        except httpx.TransportError as error:
+            raise ElevenLabsUnavailable(f"Failed to reach ElevenLabs: {error}.") from error
+
+        status = response.status_code
+        if status == 429 or status >= 500:
+            raise ElevenLabsUnavailable(
+                f"ElevenLabs answered {status}.", retry_after=parse_retry_after(response)
+            )
+        if status >= 300:
+            raise ElevenLabsRejected(f"ElevenLabs answered {status}.", status_code=status)
+        return _extract_twiml(response)
+
+
+def _extract_twiml(response: httpx.Response) -> str:
+    """Return the TwiML of a register-call answer, sent as XML or as a JSON string."""
+    text = response.text.strip()
+    if text.startswith('"'):
+        try:
+            decoded = json.loads(text)
+        except ValueError:
+            decoded = None
+        if isinstance(decoded, str):
+            text = decoded.strip()
+    if "<Response" not in text:
+        raise ElevenLabsRejected(
+            "ElevenLabs answered register-call without TwiML.", status_code=response.status_code
+        )
+    return text

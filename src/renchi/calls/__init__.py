@@ -1,0 +1,1 @@
+"""Calls: routing a number to its agent, applying provider events, the call document."""

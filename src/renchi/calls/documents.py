@@ -1,0 +1,141 @@
+"""The JSON documents of a call, shared by `renchi calls` and the calls API."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from renchi.db.models import Agent, Call, Recording, Team, WebhookEvent
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
+
+
+def _number(value: Decimal | None) -> float | None:
+    return float(value) if value is not None else None
+
+
+def call_summary(call: Call, *, team_slug: str | None, agent_id: str | None) -> dict[str, Any]:
+    """Return the short form of a call, as listed."""
+    return {
+        "id": str(call.id),
+        "team": team_slug,
+        "agent_id": agent_id,
+        "call_sid": call.call_sid,
+        "conversation_id": call.conversation_id,
+        "direction": call.direction,
+        "from_number": call.from_number,
+        "to_number": call.to_number,
+        "mode": call.mode,
+        "status": call.status,
+        "outcome": call.outcome,
+        "failure_reason": call.failure_reason,
+        "summary": call.summary,
+        "started_at": _iso(call.started_at),
+        "answered_at": _iso(call.answered_at),
+        "ended_at": _iso(call.ended_at),
+        "duration_seconds": call.duration_seconds,
+        "cost": _number(call.cost),
+    }
+
+
+def recording_document(recording: Recording) -> dict[str, Any]:
+    return {
+        "id": str(recording.id),
+        "source": recording.source,
+        "external_id": recording.external_id,
+        "status": recording.status,
+        "media_status": recording.media_status,
+        "media_error": recording.media_error,
+        "duration_seconds": recording.duration_seconds,
+        "channels": recording.channels,
+        "content_type": recording.content_type,
+        "size_bytes": recording.size_bytes,
+        "started_at": _iso(recording.started_at),
+        "stored_at": _iso(recording.stored_at),
+        "deleted_at": _iso(recording.deleted_at),
+        "url": (
+            f"/api/calls/{recording.call_id}/recordings/{recording.id}"
+            if recording.media_status == "stored"
+            else None
+        ),
+    }
+
+
+async def call_document(session: AsyncSession, call_id: uuid.UUID) -> dict[str, Any] | None:
+    """Return everything known about a call, or None when it does not exist."""
+    row = (
+        await session.execute(
+            select(Call, Team.slug, Agent.elevenlabs_agent_id)
+            .outerjoin(Team, Team.id == Call.team_id)
+            .outerjoin(Agent, Agent.id == Call.agent_id)
+            .where(Call.id == call_id)
+        )
+    ).first()
+    if row is None:
+        return None
+    call, team_slug, agent_id = row
+    recordings = (
+        await session.scalars(
+            select(Recording).where(Recording.call_id == call_id).order_by(Recording.created_at)
+        )
+    ).all()
+    events = (
+        await session.execute(
+            select(
+                WebhookEvent.source,
+                WebhookEvent.event_type,
+                WebhookEvent.outcome,
+                WebhookEvent.received_at,
+            )
+            .where(WebhookEvent.call_id == call_id)
+            .order_by(WebhookEvent.received_at, WebhookEvent.id)
+        )
+    ).all()
+    document = call_summary(call, team_slug=team_slug, agent_id=agent_id)
+    document.update(
+        {
+            "team_id": str(call.team_id) if call.team_id else None,
+            "termination_reason": call.termination_reason,
+            "analysis": call.analysis,
+            "dynamic_variables": call.dynamic_variables,
+            "error": call.error,
+            "details": call.details,
+            "recordings": [recording_document(recording) for recording in recordings],
+            "events": [
+                {
+                    "source": event.source,
+                    "type": event.event_type,
+                    "outcome": event.outcome,
+                    "received_at": _iso(event.received_at),
+                }
+                for event in events
+            ],
+            "created_at": _iso(call.created_at),
+            "updated_at": _iso(call.updated_at),
+        }
+    )
+    return document
+
+
+async def list_call_summaries(
+    session: AsyncSession, *, team_id: uuid.UUID | None = None, limit: int = 50
+) -> list[dict[str, Any]]:
+    """Return the newest calls, of one team or of all."""
+    query = (
+        select(Call, Team.slug, Agent.elevenlabs_agent_id)
+        .outerjoin(Team, Team.id == Call.team_id)
+        .outerjoin(Agent, Agent.id == Call.agent_id)
+        .order_by(Call.started_at.desc(), Call.id.desc())
+        .limit(limit)
+    )
+    if team_id is not None:
+        query = query.where(Call.team_id == team_id)
+    rows = (await session.execute(query)).all()
+    return [call_summary(call, team_slug=slug, agent_id=agent) for call, slug, agent in rows]

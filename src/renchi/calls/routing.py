@@ -1,0 +1,84 @@
+"""Finding the team, agent and mode of a called number.
+
+`RouteCache` keeps an in-memory copy of the number table, refreshed on every
+lookup and in full in the background, so the voice webhook can still route a
+call while the database is away.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from renchi.db.models import Agent, PhoneNumber, Team
+
+
+@dataclass(frozen=True)
+class Route:
+    number: str
+    team_id: uuid.UUID
+    team_slug: str
+    team_name: str
+    agent_id: uuid.UUID
+    elevenlabs_agent_id: str
+    mode: str
+    fallback_number: str | None = None
+
+
+def _route_query():  # type: ignore[no-untyped-def]
+    return (
+        select(PhoneNumber.number, PhoneNumber.mode, Team.id, Team.slug, Team.name, Agent.id, Agent.elevenlabs_agent_id)
+        .join(Team, Team.id == PhoneNumber.team_id)
+        .join(Agent, Agent.id == PhoneNumber.agent_id)
+    )
+
+
+def _to_route(row) -> Route:  # type: ignore[no-untyped-def]
+    number, mode, team_id, slug, name, agent_id, elevenlabs_agent_id = row
+    return Route(
+        number=number,
+        team_id=team_id,
+        team_slug=slug,
+        team_name=name,
+        agent_id=agent_id,
+        elevenlabs_agent_id=elevenlabs_agent_id,
+        mode=mode,
+    )
+
+
+async def lookup_route(session: AsyncSession, number: str) -> Route | None:
+    """Return the route of `number`, or None when no team holds it."""
+    row = (await session.execute(_route_query().where(PhoneNumber.number == number))).first()
+    return _to_route(row) if row else None
+
+
+async def load_routes(session: AsyncSession) -> dict[str, Route]:
+    rows = (await session.execute(_route_query())).all()
+    return {route.number: route for route in map(_to_route, rows)}
+
+
+class RouteCache:
+    """The last known route of each number, for routing without the database."""
+
+    def __init__(self) -> None:
+        self._routes: dict[str, Route] = {}
+        self.loaded = False
+
+    def get(self, number: str) -> Route | None:
+        return self._routes.get(number)
+
+    def remember(self, number: str, route: Route | None) -> None:
+        if route is None:
+            self._routes.pop(number, None)
+        else:
+            self._routes[number] = route
+
+    def replace(self, routes: dict[str, Route]) -> None:
+        self._routes = dict(routes)
+        self.loaded = True
+
+    def __len__(self) -> int:
+        return len(self._routes)

@@ -1,0 +1,292 @@
+"""The `renchi` command: the service, the worker, migrations and admin tools.
+
+Output meant for scripts is JSON on stdout; messages for people go to stderr,
+and every failure exits non-zero.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import uuid
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, TypeVar
+
+import click
+import structlog
+
+from renchi.config import ConfigError, Settings, dev_secrets_path, load_settings
+from renchi.db.engine import Database, create_database, is_unavailable
+from renchi.errors import RenchiError
+from renchi.observability.logging import configure_logging
+
+T = TypeVar("T")
+logger = structlog.get_logger("renchi.cli")
+
+
+def _settings() -> Settings:
+    try:
+        settings = load_settings()
+    except (ConfigError, ValueError) as error:
+        raise click.ClickException(str(error)) from error
+    configure_logging(level=settings.log_level, format=settings.resolved_log_format)
+    return settings
+
+
+def _print_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, default=str))
+
+
+def _run(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run a command's coroutine, turning domain and database errors into messages."""
+    try:
+        return asyncio.run(coroutine)
+    except RenchiError as error:
+        raise click.ClickException(error.message) from error
+    except Exception as error:
+        if is_unavailable(error):
+            raise click.ClickException(
+                f"The database is unavailable ({type(error).__name__}); check "
+                "RENCHI_DATABASE_URL and that the server is running."
+            ) from error
+        raise
+
+
+async def _with_database(settings: Settings, action: Callable[[Database], Awaitable[T]]) -> T:
+    database = create_database(settings)
+    try:
+        return await action(database)
+    finally:
+        await database.dispose()
+
+
+@click.group()
+def main() -> None:
+    """Renchi: the backend of an AI phone-agent platform."""
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535), help="TCP port.")
+def serve(host: str, port: int) -> None:
+    """Start the HTTP service (and the worker, when RENCHI_EMBEDDED_WORKER is true)."""
+    import uvicorn
+
+    from renchi.web.app import create_app
+
+    settings = _settings()
+    if settings.is_development and dev_secrets_path(settings).exists():
+        logger.info("development secrets loaded", path=str(dev_secrets_path(settings)))
+    uvicorn.run(
+        create_app(settings),
+        host=host,
+        port=port,
+        log_config=None,
+        proxy_headers=False,
+        server_header=False,
+    )
+
+
+@main.command()
+def migrate() -> None:
+    """Apply the database migrations."""
+    from renchi.db.migrate import upgrade
+
+    settings = _settings()
+    state = _run(_with_database(settings, upgrade))
+    click.echo(f"Database is at revision {state.current}.", err=True)
+
+
+@main.command()
+def worker() -> None:
+    """Run the background tasks until interrupted."""
+    from renchi.runtime import build_runtime
+
+    settings = _settings()
+
+    async def run() -> None:
+        runtime = build_runtime(settings)
+        worker = runtime.worker()
+        try:
+            await worker.run()
+        finally:
+            await runtime.aclose()
+
+    try:
+        asyncio.run(run())
+    except KeyboardInterrupt:
+        pass
+
+
+@main.group()
+def admin() -> None:
+    """Provision teams and phone numbers."""
+
+
+@admin.command("create-team")
+@click.option("--name", required=True, help="Display name, such as 'Acme Dental'.")
+@click.option("--slug", default=None, help="URL name; defaults to the name in lower case with hyphens.")
+def create_team(name: str, slug: str | None) -> None:
+    """Create a team and print its id and slug."""
+    from renchi.teams.provisioning import create_team as create
+
+    async def action(database: Database) -> dict[str, str]:
+        async with database.transaction() as session:
+            team = await create(session, name=name, slug=slug)
+            return {"id": str(team.id), "slug": team.slug, "name": team.name}
+
+    _print_json(_run(_with_database(_settings(), action)))
+
+
+@admin.command("add-phone-number")
+@click.option("--team", "team_slug", required=True, help="Slug of the team.")
+@click.option("--number", required=True, help="The Twilio number in E.164, such as +14155550100.")
+@click.option("--agent-id", required=True, help="The ElevenLabs agent id that answers it.")
+@click.option(
+    "--mode",
+    type=click.Choice(["register_call", "native"]),
+    default="register_call",
+    show_default=True,
+    help="register_call: Renchi answers Twilio; native: the number is imported into ElevenLabs.",
+)
+def add_phone_number(team_slug: str, number: str, agent_id: str, mode: str) -> None:
+    """Route a Twilio number to an ElevenLabs agent of a team."""
+    from renchi.teams.provisioning import assign_phone_number, get_team
+
+    async def action(database: Database) -> dict[str, Any]:
+        async with database.transaction() as session:
+            team = await get_team(session, team_slug)
+            assignment = await assign_phone_number(
+                session, team=team, number=number, elevenlabs_agent_id=agent_id, mode=mode
+            )
+            return {
+                "number": assignment.phone_number.number,
+                "team": team.slug,
+                "agent_id": assignment.agent.elevenlabs_agent_id,
+                "mode": assignment.phone_number.mode,
+                "created": assignment.created,
+                "agent_created": assignment.agent_created,
+            }
+
+    _print_json(_run(_with_database(_settings(), action)))
+
+
+@main.group()
+def calls() -> None:
+    """Read call records."""
+
+
+@calls.command("list")
+@click.option("--team", "team_slug", default=None, help="Only this team's calls.")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 1000))
+def list_calls(team_slug: str | None, limit: int) -> None:
+    """Print the newest calls as JSON."""
+    from renchi.calls.documents import list_call_summaries
+    from renchi.teams.provisioning import get_team
+
+    async def action(database: Database) -> list[dict[str, Any]]:
+        async with database.sessions() as session:
+            team_id = (await get_team(session, team_slug)).id if team_slug else None
+            return await list_call_summaries(session, team_id=team_id, limit=limit)
+
+    _print_json(_run(_with_database(_settings(), action)))
+
+
+@calls.command("show")
+@click.argument("call_id")
+def show_call(call_id: str) -> None:
+    """Print everything known about one call as JSON."""
+    from renchi.calls.documents import call_document
+
+    try:
+        parsed = uuid.UUID(call_id)
+    except ValueError as error:
+        raise click.BadParameter(f"{call_id!r} is not a call id (a UUID).") from error
+
+    async def action(database: Database) -> dict[str, Any] | None:
+        async with database.sessions() as session:
+            return await call_document(session, parsed)
+
+    document = _run(_with_database(_settings(), action))
+    if document is None:
+        raise click.ClickException(f"Call {call_id} not found.")
+    _print_json(document)
+
+
+@main.group()
+def tasks() -> None:
+    """Inspect and retry background tasks."""
+
+
+@tasks.command("list")
+@click.option("--state", type=click.Choice(["pending", "running", "succeeded", "dead"]), default=None)
+@click.option("--kind", default=None, help="Only tasks of this kind, such as fetch_recording.")
+@click.option("--limit", default=100, show_default=True, type=click.IntRange(1, 10000))
+def list_tasks(state: str | None, kind: str | None, limit: int) -> None:
+    """Print tasks as JSON, newest first."""
+    from renchi.tasks import queue
+
+    async def action(database: Database) -> list[dict[str, Any]]:
+        found = await queue.list_tasks(database, state=state, kind=kind, limit=limit)
+        return [queue.describe(task) for task in found]
+
+    _print_json(_run(_with_database(_settings(), action)))
+
+
+@tasks.command("retry")
+@click.argument("task_id", type=int)
+def retry_task(task_id: int) -> None:
+    """Run a dead task again from its first attempt."""
+    from renchi.tasks import queue
+
+    async def action(database: Database) -> dict[str, Any]:
+        try:
+            return queue.describe(await queue.retry(database, task_id))
+        except (queue.TaskNotFound, queue.TaskStateError) as error:
+            raise click.ClickException(str(error)) from error
+
+    _print_json(_run(_with_database(_settings(), action)))
+
+
+@main.group()
+def spool() -> None:
+    """Inspect and replay the local spool of webhook events."""
+
+
+@spool.command("status")
+def spool_status() -> None:
+    """Print how many events wait in the spool and how many were set aside."""
+    from renchi.webhooks.spool import Spool
+
+    settings = _settings()
+    local = Spool(settings.resolved_spool_dir)
+    _print_json(
+        {
+            "directory": str(local.directory),
+            "pending": len(local.pending()),
+            "failed": [path.name for path in local.failed()],
+        }
+    )
+
+
+@spool.command("replay")
+def spool_replay() -> None:
+    """Replay the spool into the database now and print the counts."""
+    from renchi.runtime import build_runtime
+
+    settings = _settings()
+
+    async def run() -> dict[str, int]:
+        runtime = build_runtime(settings)
+        try:
+            result = await runtime.replayer.replay_once()
+        finally:
+            await runtime.aclose()
+        return vars(result)
+
+    _print_json(_run(run()))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

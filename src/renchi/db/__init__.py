@@ -1,0 +1,1 @@
+"""Database layer: models, the async engine and sessions, Alembic migrations."""

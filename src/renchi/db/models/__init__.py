@@ -1,0 +1,18 @@
+"""All tables, importable from one place for Alembic and the services."""
+
+from renchi.db.models.base import Base
+from renchi.db.models.calls import Call, Recording
+from renchi.db.models.events import Task, WebhookEvent
+from renchi.db.models.teams import PHONE_NUMBER_MODES, Agent, PhoneNumber, Team
+
+__all__ = [
+    "PHONE_NUMBER_MODES",
+    "Agent",
+    "Base",
+    "Call",
+    "PhoneNumber",
+    "Recording",
+    "Task",
+    "Team",
+    "WebhookEvent",
+]

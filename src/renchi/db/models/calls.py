@@ -1,0 +1,87 @@
+"""Calls and their recordings."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import ForeignKey, Index, Integer, Numeric, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from renchi.db.models.base import Base, created_at, json_object, updated_at, uuid_pk
+
+
+class Call(Base):
+    """One phone call: its Twilio leg, its ElevenLabs conversation, or both."""
+
+    __tablename__ = "calls"
+    __table_args__ = (
+        # Caller history for the dynamic variables, read while the phone rings.
+        Index("ix_calls_team_caller_started", "team_id", "from_number", "started_at"),
+        # A team's calls, newest first.
+        Index("ix_calls_team_started", "team_id", "started_at", "id"),
+    )
+
+    id: Mapped[uuid_pk]
+    team_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("teams.id", ondelete="SET NULL"))
+    agent_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("agents.id", ondelete="SET NULL"), index=True
+    )
+    call_sid: Mapped[str | None] = mapped_column(String(64), unique=True)
+    conversation_id: Mapped[str | None] = mapped_column(String(128), unique=True)
+    direction: Mapped[str | None] = mapped_column(String(32))
+    from_number: Mapped[str | None] = mapped_column(String(64))
+    to_number: Mapped[str | None] = mapped_column(String(64))
+    mode: Mapped[str | None] = mapped_column(String(32))
+
+    # Twilio's CallStatus of the telephone leg; it only moves forward.
+    status: Mapped[str | None] = mapped_column(String(32))
+    outcome: Mapped[str | None] = mapped_column(String(16))
+    failure_reason: Mapped[str | None] = mapped_column(String(200))
+    termination_reason: Mapped[str | None] = mapped_column(Text)
+    summary: Mapped[str | None] = mapped_column(Text)
+
+    started_at: Mapped[datetime | None]
+    answered_at: Mapped[datetime | None]
+    ended_at: Mapped[datetime | None]
+    duration_seconds: Mapped[int | None] = mapped_column(Integer)
+    cost: Mapped[Decimal | None] = mapped_column(Numeric(14, 6))
+
+    analysis: Mapped[json_object]
+    dynamic_variables: Mapped[json_object]
+    error: Mapped[dict[str, Any] | None]
+    details: Mapped[json_object]
+
+    created_at: Mapped[created_at]
+    updated_at: Mapped[updated_at]
+
+
+class Recording(Base):
+    """A recording of a call, from Twilio or ElevenLabs, and where its media is stored."""
+
+    __tablename__ = "recordings"
+    __table_args__ = (UniqueConstraint("source", "external_id"),)
+
+    id: Mapped[uuid_pk]
+    call_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("calls.id", ondelete="CASCADE"), index=True)
+    source: Mapped[str] = mapped_column(String(32))
+    external_id: Mapped[str] = mapped_column(String(128))
+    status: Mapped[str | None] = mapped_column(String(32))
+    source_url: Mapped[str | None] = mapped_column(Text)
+    duration_seconds: Mapped[int | None] = mapped_column(Integer)
+    channels: Mapped[int | None] = mapped_column(Integer)
+    started_at: Mapped[datetime | None]
+
+    # pending, stored, rejected, failed or deleted.
+    media_status: Mapped[str] = mapped_column(String(16), default="pending")
+    media_error: Mapped[str | None] = mapped_column(Text)
+    storage_key: Mapped[str | None] = mapped_column(Text)
+    content_type: Mapped[str | None] = mapped_column(String(64))
+    size_bytes: Mapped[int | None] = mapped_column(Integer)
+    stored_at: Mapped[datetime | None]
+    deleted_at: Mapped[datetime | None]
+
+    created_at: Mapped[created_at]
+    updated_at: Mapped[updated_at]

@@ -1,0 +1,41 @@
+"""Errors the domain raises, each with the API error code a face maps it to.
+
+The domain never imports the web layer; `code` is the shared vocabulary of
+`{"error": ..., "code": ...}` answers and of the command line's messages.
+"""
+
+from __future__ import annotations
+
+
+class RenchiError(Exception):
+    code = "INTERNAL_ERROR"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class NotFound(RenchiError):
+    code = "NOT_FOUND"
+
+
+class Conflict(RenchiError):
+    code = "CONFLICT"
+
+
+class InvalidInput(RenchiError):
+    """A value that fails validation; `field` names it when there is one."""
+
+    code = "VALIDATION_ERROR"
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class Forbidden(RenchiError):
+    code = "FORBIDDEN"
+
+
+class Unauthorized(RenchiError):
+    code = "UNAUTHORIZED"

@@ -1,0 +1,1 @@
+"""Teams, their agents and phone numbers."""

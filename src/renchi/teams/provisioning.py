@@ -1,0 +1,131 @@
+"""Creating teams and assigning Twilio numbers to agents.
+
+The command line and the API call these same functions, so both apply the
+same validation and the same rule that a number belongs to one team.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from renchi.db.models import PHONE_NUMBER_MODES, Agent, PhoneNumber, Team
+from renchi.db.models.base import utcnow
+from renchi.errors import Conflict, InvalidInput, NotFound
+
+E164 = re.compile(r"^\+[1-9][0-9]{1,14}$")
+SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+MAX_SLUG_LENGTH = 64
+MAX_NAME_LENGTH = 200
+AGENT_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+
+
+def slugify(name: str) -> str:
+    """Return `name` in lower case with runs of other characters turned into one hyphen."""
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:MAX_SLUG_LENGTH].strip("-")
+
+
+def validate_e164(number: str, *, field: str = "number") -> str:
+    number = number.strip()
+    if not E164.match(number):
+        raise InvalidInput(
+            f"Invalid phone number {number!r}: use E.164, a plus sign and up to 15 digits "
+            "such as '+14155550100'.",
+            field=field,
+        )
+    return number
+
+
+async def get_team(session: AsyncSession, slug: str) -> Team:
+    team = await session.scalar(select(Team).where(Team.slug == slug))
+    if team is None:
+        raise NotFound(f"Team {slug!r} not found.")
+    return team
+
+
+async def create_team(session: AsyncSession, *, name: str, slug: str | None = None) -> Team:
+    """Create a team; the slug defaults to the name in lower case with hyphens."""
+    name = name.strip()
+    if not name or len(name) > MAX_NAME_LENGTH:
+        raise InvalidInput(f"Team name must be 1 to {MAX_NAME_LENGTH} characters.", field="name")
+    slug = slug.strip() if slug is not None else slugify(name)
+    if not SLUG.match(slug) or len(slug) > MAX_SLUG_LENGTH:
+        raise InvalidInput(
+            f"Invalid slug {slug!r}: use lower-case letters, digits and single hyphens, "
+            f"at most {MAX_SLUG_LENGTH} characters.",
+            field="slug",
+        )
+    if await session.scalar(select(Team.id).where(Team.slug == slug)) is not None:
+        raise Conflict(f"Team slug {slug!r} is already taken; choose another with --slug.")
+    team = Team(name=name, slug=slug)
+    session.add(team)
+    try:
+        await session.flush()
+    except IntegrityError as error:
+        raise Conflict(f"Team slug {slug!r} is already taken; choose another with --slug.") from error
+    return team
+
+
+@dataclass(frozen=True)
+class NumberAssignment:
+    phone_number: PhoneNumber
+    agent: Agent
+    created: bool
+    agent_created: bool
+
+
+async def assign_phone_number(
+    session: AsyncSession,
+    *,
+    team: Team,
+    number: str,
+    elevenlabs_agent_id: str,
+    mode: str = "register_call",
+) -> NumberAssignment:
+    """Give `number` to `team`, answered by the agent, creating the agent record when new.
+
+    Adding a number the team already holds updates its agent and mode; a number
+    or agent of another team is a conflict.
+    """
+    number = validate_e164(number)
+    if mode not in PHONE_NUMBER_MODES:
+        raise InvalidInput(
+            f"Invalid mode {mode!r}; use one of {', '.join(PHONE_NUMBER_MODES)}.", field="mode"
+        )
+    if not AGENT_ID.match(elevenlabs_agent_id):
+        raise InvalidInput(f"Invalid ElevenLabs agent id {elevenlabs_agent_id!r}.", field="agent_id")
+
+    agent = await session.scalar(
+        select(Agent).where(Agent.elevenlabs_agent_id == elevenlabs_agent_id)
+    )
+    agent_created = agent is None
+    if agent is None:
+        agent = Agent(team_id=team.id, elevenlabs_agent_id=elevenlabs_agent_id)
+        session.add(agent)
+        await session.flush()
+    elif agent.team_id != team.id:
+        raise Conflict(f"Agent {elevenlabs_agent_id!r} belongs to another team.")
+
+    existing = await session.scalar(
+        select(PhoneNumber).where(PhoneNumber.number == number).with_for_update()
+    )
+    if existing is not None and existing.team_id != team.id:
+        raise Conflict(f"Number {number} belongs to another team; release it there first.")
+    if existing is not None:
+        existing.agent_id = agent.id
+        existing.mode = mode
+        existing.updated_at = utcnow()
+        await session.flush()
+        return NumberAssignment(existing, agent, created=False, agent_created=agent_created)
+
+    phone_number = PhoneNumber(team_id=team.id, agent_id=agent.id, number=number, mode=mode)
+    session.add(phone_number)
+    try:
+        await session.flush()
+    except IntegrityError as error:
+        raise Conflict(f"Number {number} was just taken by another team.") from error
+    return NumberAssignment(phone_number, agent, created=True, agent_created=agent_created)

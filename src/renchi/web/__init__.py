@@ -1,0 +1,1 @@
+"""The Starlette application: routes per area, middleware, error handlers."""

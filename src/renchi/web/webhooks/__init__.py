@@ -1,0 +1,1 @@
+"""Webhook endpoints of Twilio and ElevenLabs."""

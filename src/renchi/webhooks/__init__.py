@@ -1,0 +1,1 @@
+"""Webhook intake shared by every source: deduplication, one transaction, the spool."""

@@ -1,0 +1,280 @@
+"""Storing verified webhook events exactly once, or spooling them when that fails.
+
+Every webhook, whatever its source, ends here after its signature holds and
+its body parses. `EventProcessor.process` applies the event to the call
+records in one transaction together with its `webhook_events` row, whose
+unique `(source, dedupe_key)` makes a repeat change nothing. When the database
+cannot take the event, the event goes to the local spool and is replayed later
+through the same code, so it still lands exactly once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+import structlog
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from renchi.db.engine import Database, is_unavailable
+from renchi.db.models import WebhookEvent
+from renchi.db.upsert import insert_for
+from renchi.observability import metrics
+from renchi.webhooks.spool import Spool, SpoolError
+
+logger = structlog.get_logger(__name__)
+
+
+@dataclass
+class InboundEvent:
+    """A verified, parsed webhook event, as stored in the database or the spool."""
+
+    source: str
+    type: str
+    dedupe_key: str
+    payload: dict[str, Any]
+    received_at: datetime
+    # The answer already sent for this event, stored so that a repeat gets the same.
+    response: str | None = None
+    spooled: bool = False
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "type": self.type,
+            "dedupe_key": self.dedupe_key,
+            "payload": self.payload,
+            "received_at": self.received_at.isoformat(),
+            "response": self.response,
+        }
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> InboundEvent:
+        return cls(
+            source=str(record["source"]),
+            type=str(record["type"]),
+            dedupe_key=str(record["dedupe_key"]),
+            payload=dict(record["payload"]),
+            received_at=datetime.fromisoformat(record["received_at"]),
+            response=record.get("response"),
+            spooled=True,
+        )
+
+
+@dataclass
+class Applied:
+    """What applying an event changed."""
+
+    call_id: uuid.UUID | None
+    outcome: str = "accepted"
+    # Anything the web layer needs after the commit, such as the route of a call.
+    followup: Any = None
+
+
+EventHandler = Callable[[AsyncSession, InboundEvent], Awaitable[Applied]]
+
+
+@dataclass
+class Processed:
+    status: Literal["applied", "duplicate", "spooled", "unavailable"]
+    applied: Applied | None = None
+    # For a duplicate: what the first delivery stored.
+    stored_response: str | None = None
+    stored_call_id: uuid.UUID | None = None
+    error: BaseException | None = field(default=None, repr=False)
+
+
+class EventUnavailable(Exception):
+    """Neither the database nor the spool could keep the event."""
+
+
+class _Duplicate(Exception):
+    def __init__(self, response: str | None, call_id: uuid.UUID | None) -> None:
+        self.response = response
+        self.call_id = call_id
+
+
+class DatabaseHealth:
+    """Remembers a recent database failure so that requests skip straight to the spool.
+
+    After a failure the database is left alone for `pause_seconds`; a successful
+    transaction or the spool replayer's probe clears the mark.
+    """
+
+    def __init__(self, *, pause_seconds: float = 2.0) -> None:
+        self._pause_seconds = pause_seconds
+        self._down_until = 0.0
+        self.last_error: str | None = None
+
+    @property
+    def paused(self) -> bool:
+        return time.monotonic() < self._down_until
+
+    def mark_down(self, error: BaseException) -> None:
+        self._down_until = time.monotonic() + self._pause_seconds
+        self.last_error = type(error).__name__
+        metrics.database_up.set(0)
+
+    def mark_up(self) -> None:
+        self._down_until = 0.0
+        self.last_error = None
+        metrics.database_up.set(1)
+
+
+def _insert_event(session: AsyncSession, event: InboundEvent, applied: Applied) -> Any:
+    return (
+        insert_for(session, WebhookEvent)
+        .values(
+            source=event.source,
+            event_type=event.type,
+            dedupe_key=event.dedupe_key,
+            call_id=applied.call_id,
+            payload=event.payload,
+            outcome=applied.outcome,
+            response=event.response,
+            received_at=event.received_at,
+            spooled=event.spooled,
+        )
+        .on_conflict_do_nothing(index_elements=["source", "dedupe_key"])
+        .returning(WebhookEvent.id)
+    )
+
+
+class EventProcessor:
+    """Applies events once, spooling the ones the database cannot take."""
+
+    def __init__(
+        self,
+        *,
+        database: Database,
+        spool: Spool,
+        handlers: Mapping[tuple[str, str], EventHandler],
+        timeout: float,
+        health: DatabaseHealth | None = None,
+    ) -> None:
+        self._database = database
+        self._spool = spool
+        self._handlers = handlers
+        self._timeout = timeout
+        self.health = health or DatabaseHealth()
+
+    async def process(self, event: InboundEvent, *, spool_on_failure: bool = True) -> Processed:
+        """Apply `event`, or spool it when the database cannot take it.
+
+        With `spool_on_failure=False` a failure is returned as `unavailable` and
+        the caller spools the event itself with `spool`, after adding its answer.
+        Raises EventUnavailable when the spool fails too.
+        """
+        log = logger.bind(source=event.source, type=event.type, dedupe_key=event.dedupe_key)
+        if self.health.paused:
+            error: BaseException = ConnectionError("database marked unavailable")
+            return await self._on_failure(event, error, spool_on_failure, reason="database_unavailable")
+        try:
+            processed = await self.apply(event)
+        except Exception as error:
+            if is_unavailable(error):
+                self.health.mark_down(error)
+                log.warning("database unavailable for webhook event", error=repr(error))
+                reason = "database_unavailable"
+            else:
+                log.exception("applying webhook event failed")
+                reason = "error"
+            return await self._on_failure(event, error, spool_on_failure, reason=reason)
+        self.health.mark_up()
+        return processed
+
+    async def apply(self, event: InboundEvent) -> Processed:
+        """Apply `event` in one transaction; raise whatever the database raises."""
+        try:
+            async with asyncio.timeout(self._timeout):
+                async with self._database.transaction() as session:
+                    applied = await self._apply_in(session, event)
+        except _Duplicate as duplicate:
+            metrics.webhook_duplicates.labels(event.source, event.type).inc()
+            metrics.webhook_events.labels(event.source, event.type, "duplicate").inc()
+            return Processed(
+                status="duplicate",
+                stored_response=duplicate.response,
+                stored_call_id=duplicate.call_id,
+            )
+        outcome = "replayed" if event.spooled else applied.outcome
+        metrics.webhook_events.labels(event.source, event.type, outcome).inc()
+        return Processed(status="applied", applied=applied)
+
+    async def _apply_in(self, session: AsyncSession, event: InboundEvent) -> Applied:
+        handler = self._handlers.get((event.source, event.type))
+        if handler is None:
+            logger.info("webhook event type not handled", source=event.source, type=event.type)
+            applied = Applied(call_id=None, outcome="ignored")
+        else:
+            applied = await handler(session, event)
+        inserted = await session.scalar(_insert_event(session, event, applied))
+        if inserted is None:
+            existing = (
+                await session.execute(
+                    select(WebhookEvent.response, WebhookEvent.call_id).where(
+                        WebhookEvent.source == event.source,
+                        WebhookEvent.dedupe_key == event.dedupe_key,
+                    )
+                )
+            ).one()
+            # Raising rolls back whatever the handler changed.
+            raise _Duplicate(existing.response, existing.call_id)
+        return applied
+
+    async def record_response(self, event: InboundEvent, response: str) -> None:
+        """Store the answer sent for an applied event, so that a repeat gets the same."""
+        async with asyncio.timeout(self._timeout):
+            async with self._database.transaction() as session:
+                await session.execute(
+                    update(WebhookEvent)
+                    .where(
+                        WebhookEvent.source == event.source,
+                        WebhookEvent.dedupe_key == event.dedupe_key,
+                    )
+                    .values(response=response)
+                )
+
+    async def stored_response(self, event: InboundEvent) -> str | None:
+        async with asyncio.timeout(self._timeout):
+            async with self._database.sessions() as session:
+                return await session.scalar(
+                    select(WebhookEvent.response).where(
+                        WebhookEvent.source == event.source,
+                        WebhookEvent.dedupe_key == event.dedupe_key,
+                    )
+                )
+
+    async def spool(self, event: InboundEvent, *, reason: str) -> None:
+        """Append `event` durably to the spool; raise EventUnavailable when that fails."""
+        try:
+            await self._spool.append(event.to_record())
+        except SpoolError as error:
+            logger.error(
+                "webhook event lost: database and spool both unavailable",
+                source=event.source,
+                type=event.type,
+                dedupe_key=event.dedupe_key,
+                error=str(error),
+            )
+            metrics.webhook_events.labels(event.source, event.type, "unavailable").inc()
+            raise EventUnavailable(str(error)) from error
+        metrics.spool_events.labels(event.source, reason).inc()
+        metrics.webhook_events.labels(event.source, event.type, "spooled").inc()
+        logger.warning(
+            "webhook event spooled", source=event.source, type=event.type, reason=reason
+        )
+
+    async def _on_failure(
+        self, event: InboundEvent, error: BaseException, spool_on_failure: bool, *, reason: str
+    ) -> Processed:
+        if not spool_on_failure:
+            return Processed(status="unavailable", error=error)
+        await self.spool(event, reason=reason)
+        return Processed(status="spooled", error=error)
