@@ -106,7 +106,9 @@ async def _empty_tables(database: Database) -> None:
         await connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
 
 
-AppFactory = Callable[..., AbstractAsyncContextManager[tuple[httpx.AsyncClient, Runtime]]]
+AppFactory = Callable[
+    ..., AbstractAsyncContextManager[tuple[httpx.AsyncClient, Runtime]]
+]
 
 
 @pytest.fixture
@@ -130,11 +132,13 @@ def make_client(settings: Settings, database: Database) -> AppFactory:
             app_settings, database=runtime_database or database, transport=transport
         )
         app = create_app(app_settings, runtime=runtime, background=False)
-        async with app.router.lifespan_context(app):
-            async with httpx.AsyncClient(
+        async with (
+            app.router.lifespan_context(app),
+            httpx.AsyncClient(
                 transport=httpx.ASGITransport(app=app), base_url="http://internal:8000"
-            ) as client:
-                yield client, runtime
+            ) as client,
+        ):
+            yield client, runtime
 
     return factory
 

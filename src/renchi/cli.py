@@ -7,6 +7,7 @@ and every failure exits non-zero.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sys
 import uuid
@@ -53,7 +54,9 @@ def _run(coroutine: Coroutine[Any, Any, T]) -> T:
         raise
 
 
-async def _with_database(settings: Settings, action: Callable[[Database], Awaitable[T]]) -> T:
+async def _with_database(
+    settings: Settings, action: Callable[[Database], Awaitable[T]]
+) -> T:
     database = create_database(settings)
     try:
         return await action(database)
@@ -67,8 +70,16 @@ def main() -> None:
 
 
 @main.command()
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535), help="TCP port.")
+@click.option(
+    "--host", default="127.0.0.1", show_default=True, help="Address to listen on."
+)
+@click.option(
+    "--port",
+    default=8000,
+    show_default=True,
+    type=click.IntRange(1, 65535),
+    help="TCP port.",
+)
 def serve(host: str, port: int) -> None:
     """Start the HTTP service (and the worker, when RENCHI_EMBEDDED_WORKER is true)."""
     import uvicorn
@@ -113,10 +124,8 @@ def worker() -> None:
         finally:
             await runtime.aclose()
 
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run())
-    except KeyboardInterrupt:
-        pass
 
 
 @main.group()
@@ -126,7 +135,11 @@ def admin() -> None:
 
 @admin.command("create-team")
 @click.option("--name", required=True, help="Display name, such as 'Acme Dental'.")
-@click.option("--slug", default=None, help="URL name; defaults to the name in lower case with hyphens.")
+@click.option(
+    "--slug",
+    default=None,
+    help="URL name; defaults to the name in lower case with hyphens.",
+)
 def create_team(name: str, slug: str | None) -> None:
     """Create a team and print its id and slug."""
     from renchi.teams.provisioning import create_team as create
@@ -141,8 +154,12 @@ def create_team(name: str, slug: str | None) -> None:
 
 @admin.command("add-phone-number")
 @click.option("--team", "team_slug", required=True, help="Slug of the team.")
-@click.option("--number", required=True, help="The Twilio number in E.164, such as +14155550100.")
-@click.option("--agent-id", required=True, help="The ElevenLabs agent id that answers it.")
+@click.option(
+    "--number", required=True, help="The Twilio number in E.164, such as +14155550100."
+)
+@click.option(
+    "--agent-id", required=True, help="The ElevenLabs agent id that answers it."
+)
 @click.option(
     "--mode",
     type=click.Choice(["register_call", "native"]),
@@ -158,7 +175,11 @@ def add_phone_number(team_slug: str, number: str, agent_id: str, mode: str) -> N
         async with database.transaction() as session:
             team = await get_team(session, team_slug)
             assignment = await assign_phone_number(
-                session, team=team, number=number, elevenlabs_agent_id=agent_id, mode=mode
+                session,
+                team=team,
+                number=number,
+                elevenlabs_agent_id=agent_id,
+                mode=mode,
             )
             return {
                 "number": assignment.phone_number.number,
@@ -220,8 +241,14 @@ def tasks() -> None:
 
 
 @tasks.command("list")
-@click.option("--state", type=click.Choice(["pending", "running", "succeeded", "dead"]), default=None)
-@click.option("--kind", default=None, help="Only tasks of this kind, such as fetch_recording.")
+@click.option(
+    "--state",
+    type=click.Choice(["pending", "running", "succeeded", "dead"]),
+    default=None,
+)
+@click.option(
+    "--kind", default=None, help="Only tasks of this kind, such as fetch_recording."
+)
 @click.option("--limit", default=100, show_default=True, type=click.IntRange(1, 10000))
 def list_tasks(state: str | None, kind: str | None, limit: int) -> None:
     """Print tasks as JSON, newest first."""

@@ -17,6 +17,7 @@ import structlog
 from renchi.adapters.elevenlabs import ElevenLabsClient
 from renchi.adapters.storage import Storage
 from renchi.adapters.twilio import SignatureVerifier, TwilioClient
+from renchi.asynctools import wait_for_stop
 from renchi.calls.media import RecordingFetcher
 from renchi.calls.routing import RouteCache, load_routes
 from renchi.calls.twilio_events import FETCH_RECORDING_TASK, TwilioEventHandlers
@@ -80,9 +81,15 @@ class Runtime:
                 probe_timeout=settings.database_timeout_seconds,
             )
         )
-        self._spawn(self._every(ROUTE_REFRESH_SECONDS, self.refresh_routes, "route refresh"))
         self._spawn(
-            self._every(QUEUE_METRICS_SECONDS, lambda: refresh_queue_metrics(self.database), "task metrics")
+            self._every(ROUTE_REFRESH_SECONDS, self.refresh_routes, "route refresh")
+        )
+        self._spawn(
+            self._every(
+                QUEUE_METRICS_SECONDS,
+                lambda: refresh_queue_metrics(self.database),
+                "task metrics",
+            )
         )
         if embedded_worker:
             self._worker = self.worker()
@@ -100,10 +107,7 @@ class Runtime:
                     logger.info("periodic job skipped: database unavailable", job=name)
                 else:
                     logger.exception("periodic job failed", job=name)
-            try:
-                await asyncio.wait_for(self._stop.wait(), interval)
-            except TimeoutError:
-                pass
+            await wait_for_stop(self._stop, interval)
 
     async def aclose(self) -> None:
         """Stop the background work and close connections."""
@@ -157,7 +161,9 @@ def build_runtime(
         health=DatabaseHealth(),
     )
     task_handlers: dict[str, TaskHandler] = {
-        FETCH_RECORDING_TASK: RecordingFetcher(database=database, storage=storage, twilio=twilio),
+        FETCH_RECORDING_TASK: RecordingFetcher(
+            database=database, storage=storage, twilio=twilio
+        ),
     }
     return Runtime(
         settings=settings,

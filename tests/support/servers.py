@@ -22,7 +22,9 @@ def free_port() -> int:
 async def serve_app(app: ASGIApp) -> AsyncIterator[str]:
     """Serve `app` on a free loopback port for the duration of the block; yield its base URL."""
     port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"
+    )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     while not server.started:
@@ -48,10 +50,14 @@ class TcpProxy:
     accepting: bool = True
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(self._handle, "127.0.0.1", self.port or 0)
+        self._server = await asyncio.start_server(
+            self._handle, "127.0.0.1", self.port or 0
+        )
         self.port = self._server.sockets[0].getsockname()[1]
 
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _handle(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
         if not self.accepting:
             writer.close()
             return
@@ -67,7 +73,9 @@ class TcpProxy:
             self._pipe(reader, upstream_writer), self._pipe(upstream_reader, writer)
         )
 
-    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _pipe(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
         try:
             while data := await reader.read(65536):
                 writer.write(data)

@@ -37,7 +37,9 @@ async def post_signed(
     )
 
 
-def voice_params(call_sid: str, *, to: str, caller: str = "+15550001111", **extra: Any) -> dict[str, Any]:
+def voice_params(
+    call_sid: str, *, to: str, caller: str = "+15550001111", **extra: Any
+) -> dict[str, Any]:
     return {
         "CallSid": call_sid,
         "AccountSid": "AC" + "0" * 32,
@@ -52,7 +54,9 @@ def voice_params(call_sid: str, *, to: str, caller: str = "+15550001111", **extr
     }
 
 
-def status_params(call_sid: str, status: str, *, sequence: int | None, to: str, **extra: Any) -> dict[str, Any]:
+def status_params(
+    call_sid: str, status: str, *, sequence: int | None, to: str, **extra: Any
+) -> dict[str, Any]:
     params = {
         "CallSid": call_sid,
         "AccountSid": "AC" + "0" * 32,

@@ -44,7 +44,9 @@ class ElevenLabsRejected(ElevenLabsError):
 class ElevenLabsClient:
     """Calls the ElevenLabs API with the account's API key."""
 
-    def __init__(self, *, http: httpx.AsyncClient, api_url: str, api_key: str | None) -> None:
+    def __init__(
+        self, *, http: httpx.AsyncClient, api_url: str, api_key: str | None
+    ) -> None:
         self._http = http
         self.api_url = api_url.rstrip("/")
         self._api_key = api_key
@@ -73,7 +75,9 @@ class ElevenLabsClient:
             "from_number": from_number,
             "to_number": to_number,
             "direction": direction,
-            "conversation_initiation_client_data": {"dynamic_variables": dynamic_variables},
+            "conversation_initiation_client_data": {
+                "dynamic_variables": dynamic_variables
+            },
         }
         try:
             response = await self._http.post(
@@ -87,15 +91,20 @@ class ElevenLabsClient:
                 f"ElevenLabs did not register the call within {timeout} s."
             ) from error
         except httpx.TransportError as error:
-            raise ElevenLabsUnavailable(f"Failed to reach ElevenLabs: {error}.") from error
+            raise ElevenLabsUnavailable(
+                f"Failed to reach ElevenLabs: {error}."
+            ) from error
 
         status = response.status_code
         if status == 429 or status >= 500:
             raise ElevenLabsUnavailable(
-                f"ElevenLabs answered {status}.", retry_after=parse_retry_after(response)
+                f"ElevenLabs answered {status}.",
+                retry_after=parse_retry_after(response),
             )
         if status >= 300:
-            raise ElevenLabsRejected(f"ElevenLabs answered {status}.", status_code=status)
+            raise ElevenLabsRejected(
+                f"ElevenLabs answered {status}.", status_code=status
+            )
         return _extract_twiml(response)
 
 
@@ -111,6 +120,7 @@ def _extract_twiml(response: httpx.Response) -> str:
             text = decoded.strip()
     if "<Response" not in text:
         raise ElevenLabsRejected(
-            "ElevenLabs answered register-call without TwiML.", status_code=response.status_code
+            "ElevenLabs answered register-call without TwiML.",
+            status_code=response.status_code,
         )
     return text

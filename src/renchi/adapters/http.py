@@ -8,7 +8,9 @@ from email.utils import parsedate_to_datetime
 import httpx
 
 
-def parse_retry_after(response: httpx.Response, *, max_seconds: float = 3600) -> float | None:
+def parse_retry_after(
+    response: httpx.Response, *, max_seconds: float = 3600
+) -> float | None:
     """Read `Retry-After` as seconds, whether it holds a delay or an HTTP date."""
     value = response.headers.get("retry-after")
     if not value:

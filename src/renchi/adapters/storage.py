@@ -33,7 +33,9 @@ class Storage:
         self.root = root
 
     def path_for(self, key: str) -> Path:
-        if not _KEY_PATTERN.match(key) or any(part in {".", ".."} for part in key.split("/")):
+        if not _KEY_PATTERN.match(key) or any(
+            part in {".", ".."} for part in key.split("/")
+        ):
             raise InvalidKey(f"Invalid storage key {key!r}.")
         return self.root / key
 
@@ -66,7 +68,9 @@ class Storage:
             probe.write_bytes(b"ok")
             probe.unlink()
         except OSError as error:
-            raise StorageError(f"Storage at {str(self.root)!r} is not writable: {error}") from error
+            raise StorageError(
+                f"Storage at {str(self.root)!r} is not writable: {error}"
+            ) from error
 
 
 class AtomicWriter:

@@ -55,7 +55,9 @@ class TwilioRejected(TwilioError):
         self.status_code = status_code
 
 
-def signed_url(*, public_url: str | None, request_url: str, path: str, query: str) -> str:
+def signed_url(
+    *, public_url: str | None, request_url: str, path: str, query: str
+) -> str:
     """Rebuild the URL Twilio signed.
 
     Behind a TLS-terminating proxy the service sees `http://internal:8000/...`
@@ -160,7 +162,9 @@ class TwilioClient:
     ) -> str | None:
         """Stream the MP3 of the recording at `url` into `write`; return its content type."""
         if not self.is_api_url(url):
-            raise ForeignMediaUrl(f"Recording URL {_describe(url)!r} is not on the Twilio API host.")
+            raise ForeignMediaUrl(
+                f"Recording URL {_describe(url)!r} is not on the Twilio API host."
+            )
         if not self.configured:
             raise TwilioNotConfigured(
                 "Twilio account SID and auth token are not configured; set "
@@ -170,16 +174,25 @@ class TwilioClient:
         auth = (self._account_sid or "", self._auth_token or "")
         try:
             async with self._http.stream(
-                "GET", media_url, auth=auth, timeout=self._timeout, follow_redirects=False
+                "GET",
+                media_url,
+                auth=auth,
+                timeout=self._timeout,
+                follow_redirects=False,
             ) as response:
                 _raise_for_status(response)
                 async for chunk in response.aiter_bytes(64 * 1024):
                     write(chunk)
-                return response.headers.get("content-type")
+                content_type: str | None = response.headers.get("content-type")
+                return content_type
         except httpx.TimeoutException as error:
-            raise TwilioUnavailable(f"Timed out downloading {_describe(url)!r}.") from error
+            raise TwilioUnavailable(
+                f"Timed out downloading {_describe(url)!r}."
+            ) from error
         except httpx.TransportError as error:
-            raise TwilioUnavailable(f"Failed to download {_describe(url)!r}: {error}.") from error
+            raise TwilioUnavailable(
+                f"Failed to download {_describe(url)!r}: {error}."
+            ) from error
 
 
 def _raise_for_status(response: httpx.Response) -> None:

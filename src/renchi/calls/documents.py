@@ -21,7 +21,9 @@ def _number(value: Decimal | None) -> float | None:
     return float(value) if value is not None else None
 
 
-def call_summary(call: Call, *, team_slug: str | None, agent_id: str | None) -> dict[str, Any]:
+def call_summary(
+    call: Call, *, team_slug: str | None, agent_id: str | None
+) -> dict[str, Any]:
     """Return the short form of a call, as listed."""
     return {
         "id": str(call.id),
@@ -68,7 +70,9 @@ def recording_document(recording: Recording) -> dict[str, Any]:
     }
 
 
-async def call_document(session: AsyncSession, call_id: uuid.UUID) -> dict[str, Any] | None:
+async def call_document(
+    session: AsyncSession, call_id: uuid.UUID
+) -> dict[str, Any] | None:
     """Return everything known about a call, or None when it does not exist."""
     row = (
         await session.execute(
@@ -83,7 +87,9 @@ async def call_document(session: AsyncSession, call_id: uuid.UUID) -> dict[str, 
     call, team_slug, agent_id = row
     recordings = (
         await session.scalars(
-            select(Recording).where(Recording.call_id == call_id).order_by(Recording.created_at)
+            select(Recording)
+            .where(Recording.call_id == call_id)
+            .order_by(Recording.created_at)
         )
     ).all()
     events = (
@@ -138,4 +144,6 @@ async def list_call_summaries(
     if team_id is not None:
         query = query.where(Call.team_id == team_id)
     rows = (await session.execute(query)).all()
-    return [call_summary(call, team_slug=slug, agent_id=agent) for call, slug, agent in rows]
+    return [
+        call_summary(call, team_slug=slug, agent_id=agent) for call, slug, agent in rows
+    ]

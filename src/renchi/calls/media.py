@@ -25,14 +25,18 @@ from renchi.tasks.worker import PermanentTaskError, RetryableTaskError
 logger = structlog.get_logger(__name__)
 
 
-def recording_key(call_id: uuid.UUID, recording_id: uuid.UUID, extension: str = "mp3") -> str:
+def recording_key(
+    call_id: uuid.UUID, recording_id: uuid.UUID, extension: str = "mp3"
+) -> str:
     return f"{call_id}/{recording_id}.{extension}"
 
 
 class RecordingFetcher:
     """The `fetch_recording` task: Twilio media to storage, then the row updated."""
 
-    def __init__(self, *, database: Database, storage: Storage, twilio: TwilioClient) -> None:
+    def __init__(
+        self, *, database: Database, storage: Storage, twilio: TwilioClient
+    ) -> None:
         self._database = database
         self._storage = storage
         self._twilio = twilio
@@ -51,7 +55,9 @@ class RecordingFetcher:
             return {"storage_key": recording.storage_key, "skipped": "already stored"}
         if recording.media_status == "deleted":
             return {"skipped": "recording was deleted"}
-        log = logger.bind(recording_sid=recording.external_id, call_id=str(recording.call_id))
+        log = logger.bind(
+            recording_sid=recording.external_id, call_id=str(recording.call_id)
+        )
 
         key = recording_key(recording.call_id, recording.id)
         try:
@@ -62,13 +68,17 @@ class RecordingFetcher:
                 writer.commit()
                 size = writer.size
         except (ForeignMediaUrl, TwilioNotConfigured, TwilioRejected) as error:
-            await self._mark(recording_id, media_status="failed", media_error=str(error))
+            await self._mark(
+                recording_id, media_status="failed", media_error=str(error)
+            )
             raise PermanentTaskError(str(error)) from error
         except TwilioNotFound as error:
             # Twilio answers 404 for a short while after the callback; try again later.
             raise RetryableTaskError(str(error)) from error
         except TwilioUnavailable as error:
-            raise RetryableTaskError(str(error), retry_after=error.retry_after) from error
+            raise RetryableTaskError(
+                str(error), retry_after=error.retry_after
+            ) from error
 
         await self._mark(
             recording_id,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import Row, Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from renchi.db.models import Agent, PhoneNumber, Team
@@ -28,15 +28,23 @@ class Route:
     fallback_number: str | None = None
 
 
-def _route_query():  # type: ignore[no-untyped-def]
+def _route_query() -> Select[str, str, uuid.UUID, str, str, uuid.UUID, str]:
     return (
-        select(PhoneNumber.number, PhoneNumber.mode, Team.id, Team.slug, Team.name, Agent.id, Agent.elevenlabs_agent_id)
+        select(
+            PhoneNumber.number,
+            PhoneNumber.mode,
+            Team.id,
+            Team.slug,
+            Team.name,
+            Agent.id,
+            Agent.elevenlabs_agent_id,
+        )
         .join(Team, Team.id == PhoneNumber.team_id)
         .join(Agent, Agent.id == PhoneNumber.agent_id)
     )
 
 
-def _to_route(row) -> Route:  # type: ignore[no-untyped-def]
+def _to_route(row: Row[str, str, uuid.UUID, str, str, uuid.UUID, str]) -> Route:
     number, mode, team_id, slug, name, agent_id, elevenlabs_agent_id = row
     return Route(
         number=number,
@@ -51,7 +59,9 @@ def _to_route(row) -> Route:  # type: ignore[no-untyped-def]
 
 async def lookup_route(session: AsyncSession, number: str) -> Route | None:
     """Return the route of `number`, or None when no team holds it."""
-    row = (await session.execute(_route_query().where(PhoneNumber.number == number))).first()
+    row = (
+        await session.execute(_route_query().where(PhoneNumber.number == number))
+    ).first()
     return _to_route(row) if row else None
 
 

@@ -51,7 +51,9 @@ class InvalidEvent(ValueError):
     """A webhook body that parsed but lacks what the event needs."""
 
 
-def build_event(event_type: str, payload: dict[str, Any], *, received_at: datetime) -> InboundEvent:
+def build_event(
+    event_type: str, payload: dict[str, Any], *, received_at: datetime
+) -> InboundEvent:
     """Check the fields `event_type` needs and derive its deduplication key."""
     call_sid = _required(payload, "CallSid")
     if event_type == VOICE:
@@ -99,7 +101,9 @@ class VoiceFollowup:
 class TwilioEventHandlers:
     """The handlers of Twilio's three webhooks, for the event processor."""
 
-    def __init__(self, *, routes: RouteCache, twilio: TwilioClient, task_max_attempts: int) -> None:
+    def __init__(
+        self, *, routes: RouteCache, twilio: TwilioClient, task_max_attempts: int
+    ) -> None:
         self._routes = routes
         self._twilio = twilio
         self._task_max_attempts = task_max_attempts
@@ -132,7 +136,9 @@ class TwilioEventHandlers:
         )
         attribute(call, route)
         _apply_common_fields(call, payload)
-        _advance_status(call, str(payload.get("CallStatus") or "ringing").lower(), event.received_at)
+        _advance_status(
+            call, str(payload.get("CallStatus") or "ringing").lower(), event.received_at
+        )
 
         variables: dict[str, str] = {}
         # A replayed event was answered before it was spooled; its variables were sent then.
@@ -160,7 +166,9 @@ class TwilioEventHandlers:
         """Move a call's status forward and fill in its times and duration."""
         payload = event.payload
         call, created = await lock_call_by_sid(
-            session, str(payload["CallSid"]), defaults=_call_defaults(payload, event.received_at)
+            session,
+            str(payload["CallSid"]),
+            defaults=_call_defaults(payload, event.received_at),
         )
         if call.team_id is None:
             attribute(call, await self._route(session, _our_number(payload)))
@@ -169,17 +177,23 @@ class TwilioEventHandlers:
         _advance_status(call, str(payload["CallStatus"]).lower(), moment)
 
         duration = _to_int(payload.get("CallDuration"))
-        if duration is not None and (call.duration_seconds is None or statuses.is_terminal(call.status)):
+        if duration is not None and (
+            call.duration_seconds is None or statuses.is_terminal(call.status)
+        ):
             call.duration_seconds = duration
         if created:
             logger.info("call created from status callback", call_sid=call.call_sid)
         return Applied(call_id=call.id, outcome=_outcome(call))
 
-    async def apply_recording(self, session: AsyncSession, event: InboundEvent) -> Applied:
+    async def apply_recording(
+        self, session: AsyncSession, event: InboundEvent
+    ) -> Applied:
         """Store a recording's details and queue the download of completed media."""
         payload = event.payload
         call, _ = await lock_call_by_sid(
-            session, str(payload["CallSid"]), defaults=_call_defaults(payload, event.received_at)
+            session,
+            str(payload["CallSid"]),
+            defaults=_call_defaults(payload, event.received_at),
         )
         if call.team_id is None:
             attribute(call, await self._route(session, _our_number(payload)))
@@ -191,7 +205,9 @@ class TwilioEventHandlers:
             .with_for_update()
         )
         if recording is None:
-            recording = Recording(call_id=call.id, source=SOURCE, external_id=recording_sid)
+            recording = Recording(
+                call_id=call.id, source=SOURCE, external_id=recording_sid
+            )
             session.add(recording)
 
         status = str(payload.get("RecordingStatus") or "completed").lower()
@@ -199,10 +215,14 @@ class TwilioEventHandlers:
         url = str(payload.get("RecordingUrl") or "") or recording.source_url
         recording.source_url = url
         duration = _to_int(payload.get("RecordingDuration"))
-        recording.duration_seconds = duration if duration is not None else recording.duration_seconds
+        recording.duration_seconds = (
+            duration if duration is not None else recording.duration_seconds
+        )
         channels = _to_int(payload.get("RecordingChannels"))
         recording.channels = channels if channels is not None else recording.channels
-        recording.started_at = _parse_time(payload.get("RecordingStartTime")) or recording.started_at
+        recording.started_at = (
+            _parse_time(payload.get("RecordingStartTime")) or recording.started_at
+        )
 
         if status in {"absent", "failed"}:
             recording.media_status = "failed"
@@ -212,7 +232,9 @@ class TwilioEventHandlers:
         await session.flush()
         return Applied(call_id=call.id, outcome=_outcome(call))
 
-    def _queue_download(self, session: AsyncSession, recording: Recording, url: str | None) -> None:
+    def _queue_download(
+        self, session: AsyncSession, recording: Recording, url: str | None
+    ) -> None:
         if not url or not self._twilio.is_api_url(url):
             # A forged or misrouted callback must not make us send the account's
             # credentials to another host, so the media is never requested.

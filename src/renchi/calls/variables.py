@@ -25,7 +25,9 @@ VARIABLE_NAMES = (
 )
 
 
-def empty_variables(*, team_name: str = "", caller_number: str = "", called_number: str = "") -> dict[str, str]:
+def empty_variables(
+    *, team_name: str = "", caller_number: str = "", called_number: str = ""
+) -> dict[str, str]:
     """Return the variables of a caller with no known history."""
     return {
         "team_name": team_name,
@@ -62,7 +64,9 @@ async def compute_variables(
     if exclude_call_sid:
         earlier &= (Call.call_sid != exclude_call_sid) | Call.call_sid.is_(None)
 
-    count = await session.scalar(select(func.count()).select_from(Call).where(earlier)) or 0
+    count = (
+        await session.scalar(select(func.count()).select_from(Call).where(earlier)) or 0
+    )
     if count == 0:
         return variables
 

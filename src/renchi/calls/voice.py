@@ -91,7 +91,11 @@ async def answer_call(
         return fallback_answer(route)
     except ElevenLabsRejected as error:
         metrics.register_call_requests.labels("rejected").inc()
-        log.error("ElevenLabs rejected the call registration", error=str(error), team=route.team_slug)
+        log.error(
+            "ElevenLabs rejected the call registration",
+            error=str(error),
+            team=route.team_slug,
+        )
         return fallback_answer(route)
     finally:
         metrics.register_call_duration.observe(time.perf_counter() - started)

@@ -102,7 +102,9 @@ def is_unavailable(error: BaseException) -> bool:
     if isinstance(error, exc.DBAPIError):
         if error.connection_invalidated:
             return True
-        return isinstance(error, exc.OperationalError) and not _is_sqlite_schema_error(error)
+        return isinstance(error, exc.OperationalError) and not _is_sqlite_schema_error(
+            error
+        )
     return isinstance(error, OSError)
 
 

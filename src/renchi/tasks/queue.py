@@ -69,7 +69,9 @@ class ClaimedTask:
     max_attempts: int
 
 
-async def claim(database: Database, *, limit: int, lease_seconds: float) -> list[ClaimedTask]:
+async def claim(
+    database: Database, *, limit: int, lease_seconds: float
+) -> list[ClaimedTask]:
     """Claim up to `limit` due tasks and mark them running until the lease ends."""
     now = utcnow()
     due = or_(
@@ -98,7 +100,9 @@ async def claim(database: Database, *, limit: int, lease_seconds: float) -> list
     return claimed
 
 
-async def mark_succeeded(database: Database, task_id: int, result: dict[str, Any] | None) -> None:
+async def mark_succeeded(
+    database: Database, task_id: int, result: dict[str, Any] | None
+) -> None:
     async with database.transaction() as session:
         await session.execute(
             update(Task)
@@ -139,7 +143,7 @@ async def mark_failed(
 
 def backoff_seconds(attempt: int) -> float:
     """Return the delay after failed attempt number `attempt`, with jitter of up to a quarter."""
-    delay = min(BACKOFF_BASE_SECONDS * 2 ** (attempt - 1), BACKOFF_MAX_SECONDS)
+    delay = min(BACKOFF_BASE_SECONDS * 2.0 ** (attempt - 1), BACKOFF_MAX_SECONDS)
     return delay * (1 + random.random() / 4)  # noqa: S311 - jitter, not a secret
 
 
@@ -150,7 +154,9 @@ async def retry(database: Database, task_id: int) -> Task:
         if task is None:
             raise TaskNotFound(f"Task {task_id} does not exist.")
         if task.state != DEAD:
-            raise TaskStateError(f"Task {task_id} is {task.state}; only a dead task can be retried.")
+            raise TaskStateError(
+                f"Task {task_id} is {task.state}; only a dead task can be retried."
+            )
         task.state = PENDING
         task.attempts = 0
         task.due_at = utcnow()
@@ -159,7 +165,11 @@ async def retry(database: Database, task_id: int) -> Task:
 
 
 async def list_tasks(
-    database: Database, *, state: str | None = None, kind: str | None = None, limit: int = 100
+    database: Database,
+    *,
+    state: str | None = None,
+    kind: str | None = None,
+    limit: int = 100,
 ) -> list[Task]:
     query = select(Task).order_by(Task.id.desc()).limit(limit)
     if state:
@@ -170,7 +180,9 @@ async def list_tasks(
         return list((await session.scalars(query)).all())
 
 
-async def count_by_state(database: Database) -> tuple[dict[tuple[str, str], int], float]:
+async def count_by_state(
+    database: Database,
+) -> tuple[dict[tuple[str, str], int], float]:
     """Count tasks by kind and state, and return the age of the oldest due pending task."""
     now = utcnow()
     async with database.sessions() as session:
@@ -182,10 +194,12 @@ async def count_by_state(database: Database) -> tuple[dict[tuple[str, str], int]
             )
         ).all()
         oldest = await session.scalar(
-            select(func.min(Task.due_at)).where(Task.state == PENDING, Task.due_at <= now)
+            select(func.min(Task.due_at)).where(
+                Task.state == PENDING, Task.due_at <= now
+            )
         )
     counts = {(kind, state): count for kind, state, count in rows}
-    age = (now - oldest).total_seconds() if oldest else 0.0
+    age = float((now - oldest).total_seconds()) if oldest else 0.0
     return counts, age
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import structlog
 
+from renchi.asynctools import wait_for_stop
 from renchi.db.engine import Database, is_unavailable
 from renchi.observability import metrics
 from renchi.tasks import queue
@@ -69,10 +70,7 @@ class Worker:
                     logger.warning("worker cannot reach the database", error=str(error))
                 ran = 0
             if ran == 0:
-                try:
-                    await asyncio.wait_for(self._stopping.wait(), self._poll_interval)
-                except TimeoutError:
-                    pass
+                await wait_for_stop(self._stopping, self._poll_interval)
         logger.info("worker stopped")
 
     async def run_once(self) -> int:
@@ -88,7 +86,9 @@ class Worker:
         log = logger.bind(task_id=task.id, kind=task.kind)
         handler = self._handlers.get(task.kind)
         started = time.perf_counter()
-        with structlog.contextvars.bound_contextvars(task_id=task.id, task_kind=task.kind):
+        with structlog.contextvars.bound_contextvars(
+            task_id=task.id, task_kind=task.kind
+        ):
             try:
                 if handler is None:
                     raise PermanentTaskError(f"No handler for task kind {task.kind!r}.")
@@ -106,7 +106,9 @@ class Worker:
                 metrics.tasks_finished.labels(task.kind, queue.SUCCEEDED).inc()
                 log.info("task succeeded", attempt=task.attempt)
             finally:
-                metrics.task_duration.labels(task.kind).observe(time.perf_counter() - started)
+                metrics.task_duration.labels(task.kind).observe(
+                    time.perf_counter() - started
+                )
 
     async def _fail(
         self,
@@ -119,7 +121,11 @@ class Worker:
     ) -> None:
         message = str(error) or type(error).__name__
         state = await queue.mark_failed(
-            self._database, task, error=message, permanent=permanent, retry_after=retry_after
+            self._database,
+            task,
+            error=message,
+            permanent=permanent,
+            retry_after=retry_after,
         )
         label = "retry" if state == queue.PENDING else queue.DEAD
         metrics.tasks_finished.labels(task.kind, label).inc()

@@ -26,7 +26,9 @@ AGENT_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 
 def slugify(name: str) -> str:
     """Return `name` in lower case with runs of other characters turned into one hyphen."""
-    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:MAX_SLUG_LENGTH].strip("-")
+    return (
+        re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:MAX_SLUG_LENGTH].strip("-")
+    )
 
 
 def validate_e164(number: str, *, field: str = "number") -> str:
@@ -47,11 +49,15 @@ async def get_team(session: AsyncSession, slug: str) -> Team:
     return team
 
 
-async def create_team(session: AsyncSession, *, name: str, slug: str | None = None) -> Team:
+async def create_team(
+    session: AsyncSession, *, name: str, slug: str | None = None
+) -> Team:
     """Create a team; the slug defaults to the name in lower case with hyphens."""
     name = name.strip()
     if not name or len(name) > MAX_NAME_LENGTH:
-        raise InvalidInput(f"Team name must be 1 to {MAX_NAME_LENGTH} characters.", field="name")
+        raise InvalidInput(
+            f"Team name must be 1 to {MAX_NAME_LENGTH} characters.", field="name"
+        )
     slug = slug.strip() if slug is not None else slugify(name)
     if not SLUG.match(slug) or len(slug) > MAX_SLUG_LENGTH:
         raise InvalidInput(
@@ -60,13 +66,17 @@ async def create_team(session: AsyncSession, *, name: str, slug: str | None = No
             field="slug",
         )
     if await session.scalar(select(Team.id).where(Team.slug == slug)) is not None:
-        raise Conflict(f"Team slug {slug!r} is already taken; choose another with --slug.")
+        raise Conflict(
+            f"Team slug {slug!r} is already taken; choose another with --slug."
+        )
     team = Team(name=name, slug=slug)
     session.add(team)
     try:
         await session.flush()
     except IntegrityError as error:
-        raise Conflict(f"Team slug {slug!r} is already taken; choose another with --slug.") from error
+        raise Conflict(
+            f"Team slug {slug!r} is already taken; choose another with --slug."
+        ) from error
     return team
 
 
@@ -94,10 +104,13 @@ async def assign_phone_number(
     number = validate_e164(number)
     if mode not in PHONE_NUMBER_MODES:
         raise InvalidInput(
-            f"Invalid mode {mode!r}; use one of {', '.join(PHONE_NUMBER_MODES)}.", field="mode"
+            f"Invalid mode {mode!r}; use one of {', '.join(PHONE_NUMBER_MODES)}.",
+            field="mode",
         )
     if not AGENT_ID.match(elevenlabs_agent_id):
-        raise InvalidInput(f"Invalid ElevenLabs agent id {elevenlabs_agent_id!r}.", field="agent_id")
+        raise InvalidInput(
+            f"Invalid ElevenLabs agent id {elevenlabs_agent_id!r}.", field="agent_id"
+        )
 
     agent = await session.scalar(
         select(Agent).where(Agent.elevenlabs_agent_id == elevenlabs_agent_id)
@@ -114,18 +127,26 @@ async def assign_phone_number(
         select(PhoneNumber).where(PhoneNumber.number == number).with_for_update()
     )
     if existing is not None and existing.team_id != team.id:
-        raise Conflict(f"Number {number} belongs to another team; release it there first.")
+        raise Conflict(
+            f"Number {number} belongs to another team; release it there first."
+        )
     if existing is not None:
         existing.agent_id = agent.id
         existing.mode = mode
         existing.updated_at = utcnow()
         await session.flush()
-        return NumberAssignment(existing, agent, created=False, agent_created=agent_created)
+        return NumberAssignment(
+            existing, agent, created=False, agent_created=agent_created
+        )
 
-    phone_number = PhoneNumber(team_id=team.id, agent_id=agent.id, number=number, mode=mode)
+    phone_number = PhoneNumber(
+        team_id=team.id, agent_id=agent.id, number=number, mode=mode
+    )
     session.add(phone_number)
     try:
         await session.flush()
     except IntegrityError as error:
         raise Conflict(f"Number {number} was just taken by another team.") from error
-    return NumberAssignment(phone_number, agent, created=True, agent_created=agent_created)
+    return NumberAssignment(
+        phone_number, agent, created=True, agent_created=agent_created
+    )

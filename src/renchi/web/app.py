@@ -64,7 +64,7 @@ def create_app(
     app = Starlette(
         routes=all_routes(),
         middleware=[Middleware(RequestContextMiddleware, body_limit=body_limit)],
-        exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
+        exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
     )
     app.state.voice_answers = VoiceAnswers()

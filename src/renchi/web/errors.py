@@ -66,12 +66,16 @@ def error_response(
     body: dict[str, str] = {"error": message, "code": code}
     if field:
         body["field"] = field
-    return JSONResponse(body, status_code=status_code or STATUS_BY_CODE[code], headers=headers)
+    return JSONResponse(
+        body, status_code=status_code or STATUS_BY_CODE[code], headers=headers
+    )
 
 
 async def handle_api_error(request: Request, error: Exception) -> Response:
     assert isinstance(error, ApiError)
-    return error_response(error.code, error.message, headers=error.headers, field=error.field)
+    return error_response(
+        error.code, error.message, headers=error.headers, field=error.field
+    )
 
 
 async def handle_domain_error(request: Request, error: Exception) -> Response:
@@ -96,7 +100,7 @@ async def handle_payload_too_large(request: Request, error: Exception) -> Respon
 
 
 async def handle_unexpected(request: Request, error: Exception) -> Response:
-    logger.exception("unhandled error", path=request.url.path)
+    logger.error("unhandled error", path=request.url.path, exc_info=error)
     return error_response("INTERNAL_ERROR", "Internal server error.")
 
 

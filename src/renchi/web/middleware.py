@@ -47,7 +47,10 @@ class RequestContextMiddleware:
             if message["type"] == "http.response.start":
                 status_code = message["status"]
                 message.setdefault("headers", [])
-                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
+                message["headers"] = [
+                    *message["headers"],
+                    (b"x-request-id", request_id.encode()),
+                ]
             await send(message)
 
         structlog.contextvars.clear_contextvars()
@@ -56,7 +59,9 @@ class RequestContextMiddleware:
             limit = self.body_limit(path)
             declared = headers.get(b"content-length")
             if declared is not None and not declared.isdigit():
-                response = error_response("VALIDATION_ERROR", "Invalid Content-Length header.")
+                response = error_response(
+                    "VALIDATION_ERROR", "Invalid Content-Length header."
+                )
                 await response(scope, receive, send_with_id)
             elif declared is not None and int(declared) > limit:
                 response = error_response(
@@ -72,7 +77,11 @@ class RequestContextMiddleware:
             method = scope["method"]
             metrics.http_requests.labels(method, template, str(status_code)).inc()
             metrics.http_request_duration.labels(method, template).observe(elapsed)
-            log = logger.debug if path in _QUIET_PATHS and status_code < 400 else logger.info
+            log = (
+                logger.debug
+                if path in _QUIET_PATHS and status_code < 400
+                else logger.info
+            )
             log(
                 "request",
                 method=method,

@@ -164,17 +164,23 @@ class EventProcessor:
         self._timeout = timeout
         self.health = health or DatabaseHealth()
 
-    async def process(self, event: InboundEvent, *, spool_on_failure: bool = True) -> Processed:
+    async def process(
+        self, event: InboundEvent, *, spool_on_failure: bool = True
+    ) -> Processed:
         """Apply `event`, or spool it when the database cannot take it.
 
         With `spool_on_failure=False` a failure is returned as `unavailable` and
         the caller spools the event itself with `spool`, after adding its answer.
         Raises EventUnavailable when the spool fails too.
         """
-        log = logger.bind(source=event.source, type=event.type, dedupe_key=event.dedupe_key)
+        log = logger.bind(
+            source=event.source, type=event.type, dedupe_key=event.dedupe_key
+        )
         if self.health.paused:
             error: BaseException = ConnectionError("database marked unavailable")
-            return await self._on_failure(event, error, spool_on_failure, reason="database_unavailable")
+            return await self._on_failure(
+                event, error, spool_on_failure, reason="database_unavailable"
+            )
         try:
             processed = await self.apply(event)
         except Exception as error:
@@ -210,7 +216,9 @@ class EventProcessor:
     async def _apply_in(self, session: AsyncSession, event: InboundEvent) -> Applied:
         handler = self._handlers.get((event.source, event.type))
         if handler is None:
-            logger.info("webhook event type not handled", source=event.source, type=event.type)
+            logger.info(
+                "webhook event type not handled", source=event.source, type=event.type
+            )
             applied = Applied(call_id=None, outcome="ignored")
         else:
             applied = await handler(session, event)
@@ -272,7 +280,12 @@ class EventProcessor:
         )
 
     async def _on_failure(
-        self, event: InboundEvent, error: BaseException, spool_on_failure: bool, *, reason: str
+        self,
+        event: InboundEvent,
+        error: BaseException,
+        spool_on_failure: bool,
+        *,
+        reason: str,
     ) -> Processed:
         if not spool_on_failure:
             return Processed(status="unavailable", error=error)

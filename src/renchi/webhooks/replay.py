@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import structlog
 from sqlalchemy import text
 
+from renchi.asynctools import wait_for_stop
 from renchi.db.engine import Database, is_unavailable
 from renchi.observability import metrics
 from renchi.webhooks.intake import EventProcessor, InboundEvent
@@ -27,7 +28,9 @@ class ReplayResult:
 class SpoolReplayer:
     """Moves spooled events into the database, oldest first, through the processor."""
 
-    def __init__(self, *, spool: Spool, processor: EventProcessor, database: Database) -> None:
+    def __init__(
+        self, *, spool: Spool, processor: EventProcessor, database: Database
+    ) -> None:
         self._spool = spool
         self._processor = processor
         self._database = database
@@ -58,8 +61,12 @@ class SpoolReplayer:
                     record = self._spool.read(path)
                     event = InboundEvent.from_record(record)
                 except (OSError, ValueError, KeyError, TypeError) as error:
-                    logger.error("spooled event unreadable", path=str(path), error=str(error))
-                    self._spool.record_failure(path, {"unreadable": path.name}, str(error))
+                    logger.error(
+                        "spooled event unreadable", path=str(path), error=str(error)
+                    )
+                    self._spool.record_failure(
+                        path, {"unreadable": path.name}, str(error)
+                    )
                     result.failed += 1
                     continue
                 try:
@@ -68,14 +75,22 @@ class SpoolReplayer:
                     if is_unavailable(error):
                         self._processor.health.mark_down(error)
                         result.remaining = len(paths) - index
-                        logger.info("spool replay paused: database unavailable", remaining=result.remaining)
+                        logger.info(
+                            "spool replay paused: database unavailable",
+                            remaining=result.remaining,
+                        )
                         break
-                    logger.exception("spooled event failed to apply", path=path.name, type=event.type)
+                    logger.exception(
+                        "spooled event failed to apply", path=path.name, type=event.type
+                    )
                     moved = self._spool.record_failure(path, record, repr(error))
                     metrics.spool_replayed.labels(event.source, "failed").inc()
                     result.failed += 1
                     if moved:
-                        logger.error("spooled event set aside after repeated failures", path=path.name)
+                        logger.error(
+                            "spooled event set aside after repeated failures",
+                            path=path.name,
+                        )
                     continue
                 self._spool.remove(path)
                 if processed.status == "duplicate":
@@ -95,7 +110,9 @@ class SpoolReplayer:
             )
         return result
 
-    async def run(self, *, interval: float, stop: asyncio.Event, probe_timeout: float) -> None:
+    async def run(
+        self, *, interval: float, stop: asyncio.Event, probe_timeout: float
+    ) -> None:
         """Probe the database and replay the spool every `interval` seconds until `stop`."""
         while not stop.is_set():
             try:
@@ -105,7 +122,4 @@ class SpoolReplayer:
                     self._spool.refresh_metrics()
             except Exception:
                 logger.exception("spool replay loop failed")
-            try:
-                await asyncio.wait_for(stop.wait(), interval)
-            except TimeoutError:
-                pass
+            await wait_for_stop(stop, interval)

@@ -51,7 +51,9 @@ class Spool:
             _write_durably(path, json.dumps({**record, "attempts": 0}).encode())
         except OSError as error:
             metrics.spool_writable.set(0)
-            raise SpoolError(f"Failed to write to the spool at {str(self.directory)!r}: {error}") from error
+            raise SpoolError(
+                f"Failed to write to the spool at {str(self.directory)!r}: {error}"
+            ) from error
         metrics.spool_writable.set(1)
         metrics.spool_pending.inc()
         return path
@@ -60,7 +62,9 @@ class Spool:
         """Return the spooled events in order of arrival."""
         try:
             return sorted(
-                path for path in self.directory.iterdir() if path.is_file() and path.name.endswith(SUFFIX)
+                path
+                for path in self.directory.iterdir()
+                if path.is_file() and path.name.endswith(SUFFIX)
             )
         except FileNotFoundError:
             return []
@@ -80,7 +84,11 @@ class Spool:
 
     def record_failure(self, path: Path, record: dict[str, Any], error: str) -> bool:
         """Count a failed replay of `path`; return True when it was moved to `failed/`."""
-        record = {**record, "attempts": int(record.get("attempts", 0)) + 1, "last_error": error[:2000]}
+        record = {
+            **record,
+            "attempts": int(record.get("attempts", 0)) + 1,
+            "last_error": error[:2000],
+        }
         if record["attempts"] < MAX_REPLAY_ATTEMPTS:
             _write_durably(path, json.dumps(record).encode())
             return False
@@ -110,7 +118,9 @@ class Spool:
     def replay_lock(self) -> Iterator[bool]:
         """Hold the folder's replay lock if no other process has it; yield whether it is held."""
         self.directory.mkdir(parents=True, exist_ok=True)
-        descriptor = os.open(self.directory / ".replay.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        descriptor = os.open(
+            self.directory / ".replay.lock", os.O_RDWR | os.O_CREAT, 0o600
+        )
         try:
             try:
                 fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -23,5 +23,7 @@ def run_migrations(connection: Connection) -> None:
 
 connection = context.config.attributes.get("connection")
 if connection is None:
-    raise RuntimeError("Run migrations with `renchi migrate`, which passes a connection.")
+    raise RuntimeError(
+        "Run migrations with `renchi migrate`, which passes a connection."
+    )
 run_migrations(connection)

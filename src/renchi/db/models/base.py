@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 from sqlalchemy import JSON, BigInteger, DateTime, Integer, MetaData, Uuid
 from sqlalchemy.dialects.postgresql import JSONB
@@ -39,9 +39,10 @@ class UTCDateTime(TypeDecorator[datetime]):
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
-        if value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
-        return value.astimezone(UTC)  # type: ignore[no-any-return]
+        moment: datetime = value
+        if moment.tzinfo is None:
+            return moment.replace(tzinfo=UTC)
+        return moment.astimezone(UTC)
 
 
 JSONType = JSON().with_variant(JSONB(), "postgresql")
@@ -53,13 +54,22 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-uuid_pk = Annotated[uuid.UUID, mapped_column(Uuid, primary_key=True, default=uuid.uuid4)]
-bigint_pk = Annotated[int, mapped_column(BigIntegerId, primary_key=True, autoincrement=True)]
+uuid_pk = Annotated[
+    uuid.UUID, mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+]
+bigint_pk = Annotated[
+    int, mapped_column(BigIntegerId, primary_key=True, autoincrement=True)
+]
 created_at = Annotated[datetime, mapped_column(UTCDateTime, default=utcnow)]
-updated_at = Annotated[datetime, mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)]
+updated_at = Annotated[
+    datetime, mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+]
 json_object = Annotated[dict[str, Any], mapped_column(JSONType, default=dict)]
 
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
-    type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSONType}
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        datetime: UTCDateTime,
+        dict[str, Any]: JSONType,
+    }

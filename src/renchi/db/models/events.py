@@ -6,10 +6,25 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
-from renchi.db.models.base import Base, bigint_pk, created_at, json_object, updated_at, utcnow
+from renchi.db.models.base import (
+    Base,
+    bigint_pk,
+    created_at,
+    json_object,
+    updated_at,
+    utcnow,
+)
 
 
 class WebhookEvent(Base):

@@ -28,7 +28,9 @@ class Agent(Base):
     __tablename__ = "agents"
 
     id: Mapped[uuid_pk]
-    team_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("teams.id", ondelete="CASCADE"), index=True)
+    team_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("teams.id", ondelete="CASCADE"), index=True
+    )
     elevenlabs_agent_id: Mapped[str] = mapped_column(String(128), unique=True)
     name: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[created_at]
@@ -42,8 +44,12 @@ class PhoneNumber(Base):
     __tablename__ = "phone_numbers"
 
     id: Mapped[uuid_pk]
-    team_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("teams.id", ondelete="CASCADE"), index=True)
-    agent_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("agents.id", ondelete="RESTRICT"), index=True)
+    team_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("teams.id", ondelete="CASCADE"), index=True
+    )
+    agent_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("agents.id", ondelete="RESTRICT"), index=True
+    )
     number: Mapped[str] = mapped_column(String(32), unique=True)
     mode: Mapped[str] = mapped_column(String(32), default="register_call")
     created_at: Mapped[created_at]

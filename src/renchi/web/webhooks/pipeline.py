@@ -44,9 +44,13 @@ def parse_form(body: bytes) -> list[tuple[str, str]]:
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as error:
-        raise ApiError("VALIDATION_ERROR", "Request body is not valid UTF-8 form data.") from error
+        raise ApiError(
+            "VALIDATION_ERROR", "Request body is not valid UTF-8 form data."
+        ) from error
     try:
-        return parse_qsl(text, keep_blank_values=True, strict_parsing=False, max_num_fields=1000)
+        return parse_qsl(
+            text, keep_blank_values=True, strict_parsing=False, max_num_fields=1000
+        )
     except ValueError as error:
         raise ApiError("VALIDATION_ERROR", f"Invalid form body: {error}.") from error
 
@@ -61,7 +65,9 @@ def reject_signature(source: str, reason: str) -> ApiError:
 
 def invalid_event(source: str, event_type: str, message: str) -> ApiError:
     metrics.webhook_events.labels(source, event_type, "invalid").inc()
-    logger.warning("webhook event invalid", source=source, type=event_type, error=message)
+    logger.warning(
+        "webhook event invalid", source=source, type=event_type, error=message
+    )
     return ApiError("VALIDATION_ERROR", message)
 
 

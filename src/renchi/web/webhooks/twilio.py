@@ -70,7 +70,9 @@ def _event(event_type: str, payload: dict[str, Any]) -> InboundEvent:
         raise invalid_event(SOURCE, event_type, str(error)) from error
 
 
-async def _verified_event(request: Request, event_type: str) -> tuple[Runtime, InboundEvent]:
+async def _verified_event(
+    request: Request, event_type: str
+) -> tuple[Runtime, InboundEvent]:
     runtime, payload = await _verified_payload(request)
     return runtime, _event(event_type, payload)
 
@@ -105,7 +107,9 @@ async def voice(request: Request) -> Response:
         return _twiml(fallback_answer(None).twiml)
 
 
-async def _answer_voice(request: Request, runtime: Runtime, event: InboundEvent) -> Response:
+async def _answer_voice(
+    request: Request, runtime: Runtime, event: InboundEvent
+) -> Response:
     call_sid = str(event.payload["CallSid"])
     answers = request.app.state.voice_answers
     timeout = runtime.settings.register_call_timeout_seconds
@@ -116,7 +120,9 @@ async def _answer_voice(request: Request, runtime: Runtime, event: InboundEvent)
     processed = await runtime.processor.process(event, spool_on_failure=False)
 
     if processed.status == "duplicate":
-        twiml = processed.stored_response or await _answer_of_repeat(runtime, answers, event, timeout)
+        twiml = processed.stored_response or await _answer_of_repeat(
+            runtime, answers, event, timeout
+        )
         return _twiml(twiml)
 
     answers.begin(call_sid)
@@ -135,7 +141,9 @@ async def _answer_voice(request: Request, runtime: Runtime, event: InboundEvent)
     return _twiml(answer.twiml)
 
 
-async def _answer(runtime: Runtime, followup: VoiceFollowup, timeout: float) -> VoiceAnswer:
+async def _answer(
+    runtime: Runtime, followup: VoiceFollowup, timeout: float
+) -> VoiceAnswer:
     return await answer_call(
         runtime.elevenlabs,
         route=followup.route,
@@ -147,7 +155,9 @@ async def _answer(runtime: Runtime, followup: VoiceFollowup, timeout: float) -> 
     )
 
 
-async def _record_answer(runtime: Runtime, event: InboundEvent, answer: VoiceAnswer) -> None:
+async def _record_answer(
+    runtime: Runtime, event: InboundEvent, answer: VoiceAnswer
+) -> None:
     try:
         await runtime.processor.record_response(event, answer.twiml)
     except Exception as error:
@@ -189,7 +199,9 @@ async def _answer_without_database(
     )
 
 
-async def _answer_of_repeat(runtime: Runtime, answers: Any, event: InboundEvent, timeout: float) -> str:
+async def _answer_of_repeat(
+    runtime: Runtime, answers: Any, event: InboundEvent, timeout: float
+) -> str:
     """Return the first request's TwiML for a repeat, waiting while it is still being answered."""
     call_sid = str(event.payload["CallSid"])
     twiml = await answers.wait(call_sid, timeout)
@@ -206,7 +218,9 @@ async def _answer_of_repeat(runtime: Runtime, answers: Any, event: InboundEvent,
         if stored is not None:
             return stored
         await asyncio.sleep(0.2)
-    logger.warning("repeated voice request without a stored answer; not registering again")
+    logger.warning(
+        "repeated voice request without a stored answer; not registering again"
+    )
     return unavailable_twiml()
 
 
