@@ -37,6 +37,13 @@ ADMIN_URL = os.environ.get(
 )
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # Settings come from the fixtures alone, never from the developer's shell.
+    for name in list(os.environ):
+        if name.startswith("RENCHI_") and name != "RENCHI_TEST_ADMIN_URL":
+            del os.environ[name]
+
+
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
     """Create, migrate and finally drop this run's database; yield its URL."""
@@ -127,7 +134,7 @@ def make_client(settings: Settings, database: Database) -> AppFactory:
         runtime_database: Database | None = None,
         **overrides: Any,
     ) -> AsyncIterator[tuple[httpx.AsyncClient, Runtime]]:
-        app_settings = settings.model_copy(update=overrides) if overrides else settings
+        app_settings = Settings(**{**dict(settings), **overrides}) if overrides else settings
         runtime = build_runtime(
             app_settings, database=runtime_database or database, transport=transport
         )

@@ -206,7 +206,11 @@ class TwilioEventHandlers:
         )
         if recording is None:
             recording = Recording(
-                call_id=call.id, source=SOURCE, external_id=recording_sid
+                id=uuid.uuid4(),
+                call_id=call.id,
+                source=SOURCE,
+                external_id=recording_sid,
+                media_status="pending",
             )
             session.add(recording)
 
