@@ -134,7 +134,9 @@ def make_client(settings: Settings, database: Database) -> AppFactory:
         runtime_database: Database | None = None,
         **overrides: Any,
     ) -> AsyncIterator[tuple[httpx.AsyncClient, Runtime]]:
-        app_settings = Settings(**{**dict(settings), **overrides}) if overrides else settings
+        app_settings = (
+            Settings(**{**dict(settings), **overrides}) if overrides else settings
+        )
         runtime = build_runtime(
             app_settings, database=runtime_database or database, transport=transport
         )

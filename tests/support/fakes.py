@@ -38,7 +38,13 @@ class FakeElevenLabs:
                 return JSONResponse({"detail": "unknown agent"}, status_code=422)
             return Response(AGENT_TWIML, media_type="application/xml")
 
-        return Starlette(routes=[Route("/v1/convai/twilio/register-call", register_call, methods=["POST"])])
+        return Starlette(
+            routes=[
+                Route(
+                    "/v1/convai/twilio/register-call", register_call, methods=["POST"]
+                )
+            ]
+        )
 
 
 @dataclass
@@ -52,10 +58,14 @@ class FakeTwilioApi:
 
     def app(self) -> Starlette:
         async def recording(request: Request) -> Response:
-            self.requests.append({"path": request.url.path, "headers": dict(request.headers)})
+            self.requests.append(
+                {"path": request.url.path, "headers": dict(request.headers)}
+            )
             if self.failures_before_success > 0:
                 self.failures_before_success -= 1
-                return Response(status_code=self.status_on_failure, headers={"retry-after": "0"})
+                return Response(
+                    status_code=self.status_on_failure, headers={"retry-after": "0"}
+                )
             return Response(self.media, media_type="audio/mpeg")
 
         return Starlette(

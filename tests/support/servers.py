@@ -48,6 +48,10 @@ class TcpProxy:
     _server: asyncio.base_events.Server | None = None
     _open: set[asyncio.StreamWriter] = field(default_factory=set)
     accepting: bool = True
+    _flowing: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def __post_init__(self) -> None:
+        self._flowing.set()
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(
@@ -78,6 +82,7 @@ class TcpProxy:
     ) -> None:
         try:
             while data := await reader.read(65536):
+                await self._flowing.wait()
                 writer.write(data)
                 await writer.drain()
         except (ConnectionError, OSError):
@@ -94,10 +99,16 @@ class TcpProxy:
             transport.abort()
         self._open.clear()
 
+    def stall(self) -> None:
+        """Keep connections open but stop forwarding, like a network that drops packets."""
+        self._flowing.clear()
+
     def restore(self) -> None:
         self.accepting = True
+        self._flowing.set()
 
     async def close(self) -> None:
+        self._flowing.set()
         self.cut()
         if self._server is not None:
             self._server.close()

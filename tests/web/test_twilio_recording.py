@@ -18,7 +18,9 @@ RECORDING_PATH = "/api/webhooks/twilio/recording"
 ACCOUNT_SID = "AC" + "1" * 32
 
 
-def recording_params(base_url: str, *, recording_sid: str = "RE1", status: str = "completed") -> dict[str, str]:
+def recording_params(
+    base_url: str, *, recording_sid: str = "RE1", status: str = "completed"
+) -> dict[str, str]:
     return {
         "AccountSid": ACCOUNT_SID,
         "CallSid": "CA1",
@@ -43,12 +45,18 @@ async def tasks(database: Database) -> list[Task]:
         return list((await session.scalars(select(Task).order_by(Task.id))).all())
 
 
-async def test_completed_recording_is_downloaded(make_client: AppFactory, database: Database) -> None:
+async def test_completed_recording_is_downloaded(
+    make_client: AppFactory, database: Database
+) -> None:
     await team_with_number(database, number=NUMBER)
     fake = FakeTwilioApi()
-    async with serve_app(fake.app()) as api_url, make_client(
-        twilio_api_url=api_url, twilio_account_sid=ACCOUNT_SID
-    ) as (client, runtime):
+    async with (
+        serve_app(fake.app()) as api_url,
+        make_client(twilio_api_url=api_url, twilio_account_sid=ACCOUNT_SID) as (
+            client,
+            runtime,
+        ),
+    ):
         response = await post_signed(client, RECORDING_PATH, recording_params(api_url))
         assert response.status_code == 200
         assert await runtime.worker().run_once() == 1
@@ -71,14 +79,23 @@ async def test_completed_recording_is_downloaded(make_client: AppFactory, databa
     assert call.team_id is not None
 
 
-async def test_foreign_recording_url_is_never_requested(make_client: AppFactory, database: Database) -> None:
+async def test_foreign_recording_url_is_never_requested(
+    make_client: AppFactory, database: Database
+) -> None:
     api = FakeTwilioApi()
     elsewhere = FakeTwilioApi()
     before = metric("renchi_recording_urls_rejected_total")
-    async with serve_app(api.app()) as api_url, serve_app(elsewhere.app()) as other_url, make_client(
-        twilio_api_url=api_url, twilio_account_sid=ACCOUNT_SID
-    ) as (client, runtime):
-        response = await post_signed(client, RECORDING_PATH, recording_params(other_url))
+    async with (
+        serve_app(api.app()) as api_url,
+        serve_app(elsewhere.app()) as other_url,
+        make_client(twilio_api_url=api_url, twilio_account_sid=ACCOUNT_SID) as (
+            client,
+            runtime,
+        ),
+    ):
+        response = await post_signed(
+            client, RECORDING_PATH, recording_params(other_url)
+        )
         ran = await runtime.worker().run_once()
 
     assert response.status_code == 200
@@ -91,8 +108,10 @@ async def test_foreign_recording_url_is_never_requested(make_client: AppFactory,
     assert metric("renchi_recording_urls_rejected_total") == before + 1
 
 
-async def test_lookalike_hosts_are_rejected(make_client: AppFactory, database: Database) -> None:
-    async with make_client(twilio_api_url="https://api.twilio.com") as (client, runtime):
+async def test_lookalike_hosts_are_rejected(
+    make_client: AppFactory, database: Database
+) -> None:
+    async with make_client(twilio_api_url="https://api.twilio.com") as (_, runtime):
         for url in [
             "https://api.twilio.com.evil.example/2010-04-01/Accounts/AC1/Recordings/RE1",
             "https://user:pass@api.twilio.com/2010-04-01/Accounts/AC1/Recordings/RE1",
@@ -102,14 +121,22 @@ async def test_lookalike_hosts_are_rejected(make_client: AppFactory, database: D
             "not a url",
         ]:
             assert not runtime.twilio.is_api_url(url), url
-        assert runtime.twilio.is_api_url("https://api.twilio.com:443/2010-04-01/Accounts/AC1/Recordings/RE1")
+        assert runtime.twilio.is_api_url(
+            "https://api.twilio.com:443/2010-04-01/Accounts/AC1/Recordings/RE1"
+        )
 
 
-async def test_download_retries_then_succeeds(make_client: AppFactory, database: Database) -> None:
+async def test_download_retries_then_succeeds(
+    make_client: AppFactory, database: Database
+) -> None:
     fake = FakeTwilioApi(failures_before_success=1)
-    async with serve_app(fake.app()) as api_url, make_client(
-        twilio_api_url=api_url, twilio_account_sid=ACCOUNT_SID
-    ) as (client, runtime):
+    async with (
+        serve_app(fake.app()) as api_url,
+        make_client(twilio_api_url=api_url, twilio_account_sid=ACCOUNT_SID) as (
+            client,
+            runtime,
+        ),
+    ):
         await post_signed(client, RECORDING_PATH, recording_params(api_url))
         worker = runtime.worker()
         assert await worker.run_once() == 1
@@ -129,9 +156,14 @@ async def test_download_retries_then_succeeds(make_client: AppFactory, database:
     assert recording.media_status == "stored"
 
 
-async def test_missing_credentials_make_task_dead(make_client: AppFactory, database: Database) -> None:
+async def test_missing_credentials_make_task_dead(
+    make_client: AppFactory, database: Database
+) -> None:
     fake = FakeTwilioApi()
-    async with serve_app(fake.app()) as api_url, make_client(twilio_api_url=api_url) as (client, runtime):
+    async with (
+        serve_app(fake.app()) as api_url,
+        make_client(twilio_api_url=api_url) as (client, runtime),
+    ):
         await post_signed(client, RECORDING_PATH, recording_params(api_url))
         await runtime.worker().run_once()
 
@@ -143,7 +175,9 @@ async def test_missing_credentials_make_task_dead(make_client: AppFactory, datab
     assert recording.media_status == "failed"
 
 
-async def test_repeated_recording_callback_queues_once(make_client: AppFactory, database: Database) -> None:
+async def test_repeated_recording_callback_queues_once(
+    make_client: AppFactory, database: Database
+) -> None:
     async with make_client(twilio_api_url="http://127.0.0.1:9") as (client, _):
         params = recording_params("http://127.0.0.1:9")
         first = await post_signed(client, RECORDING_PATH, params)
@@ -155,9 +189,15 @@ async def test_repeated_recording_callback_queues_once(make_client: AppFactory, 
     assert len(await recordings(database)) == 1
 
 
-async def test_failed_recording_is_marked(make_client: AppFactory, database: Database) -> None:
+async def test_failed_recording_is_marked(
+    make_client: AppFactory, database: Database
+) -> None:
     async with make_client(twilio_api_url="http://127.0.0.1:9") as (client, _):
-        await post_signed(client, RECORDING_PATH, recording_params("http://127.0.0.1:9", status="absent"))
+        await post_signed(
+            client,
+            RECORDING_PATH,
+            recording_params("http://127.0.0.1:9", status="absent"),
+        )
 
     [recording] = await recordings(database)
     assert recording.status == "absent"

@@ -17,12 +17,18 @@ VOICE_PATH = "/api/webhooks/twilio/voice"
 UNAVAILABLE = "this line is not available"
 
 
-async def test_voice_returns_agent_twiml(make_client: AppFactory, database: Database) -> None:
+async def test_voice_returns_agent_twiml(
+    make_client: AppFactory, database: Database
+) -> None:
     await team_with_number(database, number=NUMBER, agent_id="agent_acme")
     fake = FakeElevenLabs()
-    async with serve_app(fake.app()) as url, make_client(
-        elevenlabs_api_url=url, elevenlabs_api_key="xi-test"
-    ) as (client, _):
+    async with (
+        serve_app(fake.app()) as url,
+        make_client(elevenlabs_api_url=url, elevenlabs_api_key="xi-test") as (
+            client,
+            _,
+        ),
+    ):
         response = await post_signed(client, VOICE_PATH, voice_params("CA1", to=NUMBER))
 
     assert response.status_code == 200
@@ -51,12 +57,18 @@ async def test_voice_returns_agent_twiml(make_client: AppFactory, database: Data
     assert call.dynamic_variables == variables
 
 
-async def test_repeat_gets_same_twiml_once_registered(make_client: AppFactory, database: Database) -> None:
+async def test_repeat_gets_same_twiml_once_registered(
+    make_client: AppFactory, database: Database
+) -> None:
     await team_with_number(database, number=NUMBER)
     fake = FakeElevenLabs()
-    async with serve_app(fake.app()) as url, make_client(
-        elevenlabs_api_url=url, elevenlabs_api_key="xi-test"
-    ) as (client, _):
+    async with (
+        serve_app(fake.app()) as url,
+        make_client(elevenlabs_api_url=url, elevenlabs_api_key="xi-test") as (
+            client,
+            _,
+        ),
+    ):
         first = await post_signed(client, VOICE_PATH, voice_params("CA2", to=NUMBER))
         second = await post_signed(client, VOICE_PATH, voice_params("CA2", to=NUMBER))
 
@@ -65,28 +77,47 @@ async def test_repeat_gets_same_twiml_once_registered(make_client: AppFactory, d
     assert len(fake.requests) == 1
 
 
-async def test_concurrent_repeats_register_once(make_client: AppFactory, database: Database) -> None:
+async def test_concurrent_repeats_register_once(
+    make_client: AppFactory, database: Database
+) -> None:
     await team_with_number(database, number=NUMBER)
     fake = FakeElevenLabs(behaviour="slow", delay=0.3)
-    async with serve_app(fake.app()) as url, make_client(
-        elevenlabs_api_url=url, elevenlabs_api_key="xi-test"
-    ) as (client, _):
+    async with (
+        serve_app(fake.app()) as url,
+        make_client(elevenlabs_api_url=url, elevenlabs_api_key="xi-test") as (
+            client,
+            _,
+        ),
+    ):
         responses = await asyncio.gather(
-            *(post_signed(client, VOICE_PATH, voice_params("CA3", to=NUMBER)) for _ in range(3))
+            *(
+                post_signed(client, VOICE_PATH, voice_params("CA3", to=NUMBER))
+                for _ in range(3)
+            )
         )
 
     assert [response.text for response in responses] == [AGENT_TWIML] * 3
     assert len(fake.requests) == 1
 
 
-async def test_stored_answer_serves_other_replica(make_client: AppFactory, database: Database) -> None:
+async def test_stored_answer_serves_other_replica(
+    make_client: AppFactory, database: Database
+) -> None:
     await team_with_number(database, number=NUMBER)
     fake = FakeElevenLabs()
     async with serve_app(fake.app()) as url:
-        async with make_client(elevenlabs_api_url=url, elevenlabs_api_key="xi-test") as (first_replica, _):
-            first = await post_signed(first_replica, VOICE_PATH, voice_params("CA4", to=NUMBER))
-        async with make_client(elevenlabs_api_url=url, elevenlabs_api_key="xi-test") as (second_replica, _):
-            second = await post_signed(second_replica, VOICE_PATH, voice_params("CA4", to=NUMBER))
+        async with make_client(
+            elevenlabs_api_url=url, elevenlabs_api_key="xi-test"
+        ) as (first_replica, _):
+            first = await post_signed(
+                first_replica, VOICE_PATH, voice_params("CA4", to=NUMBER)
+            )
+        async with make_client(
+            elevenlabs_api_url=url, elevenlabs_api_key="xi-test"
+        ) as (second_replica, _):
+            second = await post_signed(
+                second_replica, VOICE_PATH, voice_params("CA4", to=NUMBER)
+            )
 
     assert first.text == AGENT_TWIML
     assert second.text == AGENT_TWIML
@@ -103,9 +134,14 @@ async def test_elevenlabs_failure_answers_unavailable(
     await team_with_number(database, number=NUMBER)
     fake = FakeElevenLabs(behaviour=behaviour, delay=1.0)
     before = metric("renchi_elevenlabs_register_call_total", result=result)
-    async with serve_app(fake.app()) as url, make_client(
-        elevenlabs_api_url=url, elevenlabs_api_key="xi-test", register_call_timeout_seconds=0.3
-    ) as (client, _):
+    async with (
+        serve_app(fake.app()) as url,
+        make_client(
+            elevenlabs_api_url=url,
+            elevenlabs_api_key="xi-test",
+            register_call_timeout_seconds=0.3,
+        ) as (client, _),
+    ):
         response = await post_signed(client, VOICE_PATH, voice_params("CA5", to=NUMBER))
 
     assert response.status_code == 200
@@ -114,20 +150,29 @@ async def test_elevenlabs_failure_answers_unavailable(
     assert await call_by_sid(database, "CA5") is not None
 
 
-async def test_elevenlabs_down_answers_unavailable(make_client: AppFactory, database: Database) -> None:
+async def test_elevenlabs_down_answers_unavailable(
+    make_client: AppFactory, database: Database
+) -> None:
     await team_with_number(database, number=NUMBER)
     closed = f"http://127.0.0.1:{free_port()}"
-    async with make_client(elevenlabs_api_url=closed, elevenlabs_api_key="xi-test") as (client, _):
+    async with make_client(elevenlabs_api_url=closed, elevenlabs_api_key="xi-test") as (
+        client,
+        _,
+    ):
         response = await post_signed(client, VOICE_PATH, voice_params("CA6", to=NUMBER))
 
     assert response.status_code == 200
     assert UNAVAILABLE in response.text
 
 
-async def test_without_api_key_nothing_is_sent(make_client: AppFactory, database: Database) -> None:
+async def test_without_api_key_nothing_is_sent(
+    make_client: AppFactory, database: Database
+) -> None:
     await team_with_number(database, number=NUMBER)
     sent: list[httpx.Request] = []
-    transport = httpx.MockTransport(lambda request: sent.append(request) or httpx.Response(500))
+    transport = httpx.MockTransport(
+        lambda request: sent.append(request) or httpx.Response(500)
+    )
     async with make_client(transport=transport) as (client, _):
         response = await post_signed(client, VOICE_PATH, voice_params("CA7", to=NUMBER))
 
@@ -135,11 +180,20 @@ async def test_without_api_key_nothing_is_sent(make_client: AppFactory, database
     assert sent == []
 
 
-async def test_unknown_number_answers_unavailable(make_client: AppFactory, database: Database) -> None:
+async def test_unknown_number_answers_unavailable(
+    make_client: AppFactory, database: Database
+) -> None:
     sent: list[httpx.Request] = []
-    transport = httpx.MockTransport(lambda request: sent.append(request) or httpx.Response(500))
-    async with make_client(transport=transport, elevenlabs_api_key="xi-test") as (client, _):
-        response = await post_signed(client, VOICE_PATH, voice_params("CA8", to="+15559990000"))
+    transport = httpx.MockTransport(
+        lambda request: sent.append(request) or httpx.Response(500)
+    )
+    async with make_client(transport=transport, elevenlabs_api_key="xi-test") as (
+        client,
+        _,
+    ):
+        response = await post_signed(
+            client, VOICE_PATH, voice_params("CA8", to="+15559990000")
+        )
 
     assert response.status_code == 200
     assert UNAVAILABLE in response.text
@@ -149,12 +203,18 @@ async def test_unknown_number_answers_unavailable(make_client: AppFactory, datab
     assert call.team_id is None
 
 
-async def test_returning_caller_variables(make_client: AppFactory, database: Database) -> None:
+async def test_returning_caller_variables(
+    make_client: AppFactory, database: Database
+) -> None:
     await team_with_number(database, number=NUMBER)
     fake = FakeElevenLabs()
-    async with serve_app(fake.app()) as url, make_client(
-        elevenlabs_api_url=url, elevenlabs_api_key="xi-test"
-    ) as (client, _):
+    async with (
+        serve_app(fake.app()) as url,
+        make_client(elevenlabs_api_url=url, elevenlabs_api_key="xi-test") as (
+            client,
+            _,
+        ),
+    ):
         await post_signed(client, VOICE_PATH, voice_params("CA9", to=NUMBER))
         first_call = await call_by_sid(database, "CA9")
         assert first_call is not None
@@ -164,7 +224,9 @@ async def test_returning_caller_variables(make_client: AppFactory, database: Dat
             stored.summary = "Booked a cleaning for Tuesday."
         await post_signed(client, VOICE_PATH, voice_params("CA10", to=NUMBER))
 
-    variables = fake.requests[1]["body"]["conversation_initiation_client_data"]["dynamic_variables"]
+    variables = fake.requests[1]["body"]["conversation_initiation_client_data"][
+        "dynamic_variables"
+    ]
     assert variables["caller_known"] == "true"
     assert variables["caller_call_count"] == "1"
     assert variables["last_call_summary"] == "Booked a cleaning for Tuesday."
@@ -172,7 +234,9 @@ async def test_returning_caller_variables(make_client: AppFactory, database: Dat
 
 
 async def test_missing_call_sid_still_answers_twiml(client: httpx.AsyncClient) -> None:
-    response = await post_signed(client, VOICE_PATH, {"From": "+15550001111", "To": NUMBER})
+    response = await post_signed(
+        client, VOICE_PATH, {"From": "+15550001111", "To": NUMBER}
+    )
 
     assert response.status_code == 200
     assert UNAVAILABLE in response.text
@@ -182,7 +246,10 @@ async def test_voice_bad_signature_is_401_json(client: httpx.AsyncClient) -> Non
     response = await client.post(
         VOICE_PATH,
         content="CallSid=CA11&To=%2B14155550100",
-        headers={"content-type": "application/x-www-form-urlencoded", "x-twilio-signature": "AAAA"},
+        headers={
+            "content-type": "application/x-www-form-urlencoded",
+            "x-twilio-signature": "AAAA",
+        },
     )
 
     assert response.status_code == 401

@@ -17,8 +17,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from renchi.asynctools import bounded
 from renchi.db.engine import is_unavailable
-from renchi.db.migrate import migration_state
+from renchi.db.migrate import MigrationState, migration_state
 from renchi.observability import metrics
 from renchi.web.webhooks.pipeline import runtime_of
 
@@ -45,11 +46,14 @@ async def readyz(request: Request) -> Response:
 async def _database_state(request: Request) -> dict[str, Any]:
     runtime = runtime_of(request)
     started = time.perf_counter()
+
+    async def check() -> MigrationState:
+        async with runtime.database.engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+        return await migration_state(runtime.database)
+
     try:
-        async with asyncio.timeout(runtime.settings.database_timeout_seconds):
-            async with runtime.database.engine.connect() as connection:
-                await connection.execute(text("SELECT 1"))
-            state = await migration_state(runtime.database)
+        state = await bounded(check(), runtime.settings.database_timeout_seconds)
     except Exception as error:
         if not is_unavailable(error):
             raise

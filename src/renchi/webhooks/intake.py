@@ -10,7 +10,6 @@ through the same code, so it still lands exactly once.
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
@@ -22,6 +21,7 @@ import structlog
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from renchi.asynctools import bounded
 from renchi.db.engine import Database, is_unavailable
 from renchi.db.models import WebhookEvent
 from renchi.db.upsert import insert_for
@@ -198,9 +198,7 @@ class EventProcessor:
     async def apply(self, event: InboundEvent) -> Processed:
         """Apply `event` in one transaction; raise whatever the database raises."""
         try:
-            async with asyncio.timeout(self._timeout):
-                async with self._database.transaction() as session:
-                    applied = await self._apply_in(session, event)
+            applied = await bounded(self._apply_transaction(event), self._timeout)
         except _Duplicate as duplicate:
             metrics.webhook_duplicates.labels(event.source, event.type).inc()
             metrics.webhook_events.labels(event.source, event.type, "duplicate").inc()
@@ -212,6 +210,10 @@ class EventProcessor:
         outcome = "replayed" if event.spooled else applied.outcome
         metrics.webhook_events.labels(event.source, event.type, outcome).inc()
         return Processed(status="applied", applied=applied)
+
+    async def _apply_transaction(self, event: InboundEvent) -> Applied:
+        async with self._database.transaction() as session:
+            return await self._apply_in(session, event)
 
     async def _apply_in(self, session: AsyncSession, event: InboundEvent) -> Applied:
         handler = self._handlers.get((event.source, event.type))
@@ -238,7 +240,8 @@ class EventProcessor:
 
     async def record_response(self, event: InboundEvent, response: str) -> None:
         """Store the answer sent for an applied event, so that a repeat gets the same."""
-        async with asyncio.timeout(self._timeout):
+
+        async def store() -> None:
             async with self._database.transaction() as session:
                 await session.execute(
                     update(WebhookEvent)
@@ -249,8 +252,11 @@ class EventProcessor:
                     .values(response=response)
                 )
 
+        await bounded(store(), self._timeout)
+
     async def stored_response(self, event: InboundEvent) -> str | None:
-        async with asyncio.timeout(self._timeout):
+
+        async def read() -> str | None:
             async with self._database.sessions() as session:
                 return await session.scalar(
                     select(WebhookEvent.response).where(
@@ -258,6 +264,8 @@ class EventProcessor:
                         WebhookEvent.dedupe_key == event.dedupe_key,
                     )
                 )
+
+        return await bounded(read(), self._timeout)
 
     async def spool(self, event: InboundEvent, *, reason: str) -> None:
         """Append `event` durably to the spool; raise EventUnavailable when that fails."""

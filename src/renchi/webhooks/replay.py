@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import structlog
 from sqlalchemy import text
 
-from renchi.asynctools import wait_for_stop
+from renchi.asynctools import bounded, wait_for_stop
 from renchi.db.engine import Database, is_unavailable
 from renchi.observability import metrics
 from renchi.webhooks.intake import EventProcessor, InboundEvent
@@ -37,10 +37,13 @@ class SpoolReplayer:
 
     async def probe(self, timeout: float) -> bool:
         """Check that the database answers; record the result in the processor's health."""
+
+        async def select_one() -> None:
+            async with self._database.engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+
         try:
-            async with asyncio.timeout(timeout):
-                async with self._database.engine.connect() as connection:
-                    await connection.execute(text("SELECT 1"))
+            await bounded(select_one(), timeout)
         except Exception as error:
             if not is_unavailable(error):
                 raise

@@ -66,13 +66,13 @@ class Spool:
                 for path in self.directory.iterdir()
                 if path.is_file() and path.name.endswith(SUFFIX)
             )
-        except FileNotFoundError:
+        except OSError:
             return []
 
     def failed(self) -> list[Path]:
         try:
             return sorted(self.failed_directory.glob(f"*{SUFFIX}"))
-        except FileNotFoundError:
+        except OSError:
             return []
 
     def read(self, path: Path) -> dict[str, Any]:
