@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import sys
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine
@@ -105,6 +106,7 @@ def migrate() -> None:
     from renchi.db.migrate import upgrade
 
     settings = _settings()
+    logging.getLogger("alembic").setLevel(logging.INFO)
     state = _run(_with_database(settings, upgrade))
     click.echo(f"Database is at revision {state.current}.", err=True)
 

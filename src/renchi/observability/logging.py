@@ -11,6 +11,8 @@ import sys
 
 import structlog
 
+_HANDLER_NAME = "renchi"
+
 
 def configure_logging(*, level: str = "INFO", format: str = "json") -> None:
     """Route structlog and the standard library's logging through one renderer."""
@@ -42,9 +44,14 @@ def configure_logging(*, level: str = "INFO", format: str = "json") -> None:
     )
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(formatter)
+    handler.set_name(_HANDLER_NAME)
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    # Replace only our own handler, so test harnesses keep theirs.
+    root.handlers[:] = [old for old in root.handlers if old.get_name() != _HANDLER_NAME]
+    root.addHandler(handler)
     root.setLevel(level.upper())
+    # Alembic reports every schema check; `renchi migrate` turns it back on.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     # uvicorn's access log repeats what the request middleware logs.
     logging.getLogger("uvicorn.access").disabled = True
     for name in ("uvicorn", "uvicorn.error"):
