@@ -14,10 +14,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from renchi.adapters.twilio import TwilioClient
 from renchi.calls import statuses
-from renchi.calls.records import attribute, fill_earliest, lock_call_by_sid
+from renchi.calls.records import (
+    CallFields,
+    attribute,
+    call_state_update,
+    fill_earliest,
+    lock_call_by_sid,
+    lock_call_state,
+)
 from renchi.calls.routing import Route, RouteCache, lookup_route
 from renchi.calls.variables import compute_variables
-from renchi.db.models import Call, Recording
+from renchi.db.models import Recording
 from renchi.observability import metrics
 from renchi.tasks.queue import enqueue
 from renchi.webhooks.intake import Applied, InboundEvent
@@ -165,7 +172,7 @@ class TwilioEventHandlers:
     async def apply_status(self, session: AsyncSession, event: InboundEvent) -> Applied:
         """Move a call's status forward and fill in its times and duration."""
         payload = event.payload
-        call, created = await lock_call_by_sid(
+        call, created = await lock_call_state(
             session,
             str(payload["CallSid"]),
             defaults=_call_defaults(payload, event.received_at),
@@ -183,7 +190,11 @@ class TwilioEventHandlers:
             call.duration_seconds = duration
         if created:
             logger.info("call created from status callback", call_sid=call.call_sid)
-        return Applied(call_id=call.id, outcome=_outcome(call))
+        return Applied(
+            call_id=call.id,
+            outcome=_outcome(call),
+            final_update=call_state_update(call),
+        )
 
     async def apply_recording(
         self, session: AsyncSession, event: InboundEvent
@@ -269,7 +280,7 @@ def _call_defaults(payload: dict[str, Any], received_at: datetime) -> dict[str, 
     }
 
 
-def _apply_common_fields(call: Call, payload: dict[str, Any]) -> None:
+def _apply_common_fields(call: CallFields, payload: dict[str, Any]) -> None:
     call.from_number = call.from_number or str(payload.get("From") or "") or None
     call.to_number = call.to_number or str(payload.get("To") or "") or None
     call.direction = call.direction or str(payload.get("Direction") or "") or None
@@ -278,7 +289,7 @@ def _apply_common_fields(call: Call, payload: dict[str, Any]) -> None:
         call.details = {**call.details, **details}
 
 
-def _advance_status(call: Call, status: str, moment: datetime) -> None:
+def _advance_status(call: CallFields, status: str, moment: datetime) -> None:
     """Apply `status` if it moves the call forward; fill in the time it stands for either way."""
     if statuses.advances(call.status, status):
         call.status = status
@@ -297,7 +308,7 @@ def _our_number(payload: dict[str, Any]) -> str:
     return str(payload.get(name) or "")
 
 
-def _outcome(call: Call) -> str:
+def _outcome(call: CallFields) -> str:
     return "accepted" if call.team_id is not None else "unattributed"
 
 

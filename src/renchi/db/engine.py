@@ -58,8 +58,10 @@ def create_database(settings: Settings, *, url: str | None = None) -> Database:
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         options["connect_args"] = {"timeout": timeout}
     else:
+        # No overflow: connections past the pool size would be closed on return,
+        # and reconnecting under load costs more than waiting for a pooled one.
         options["pool_size"] = settings.database_pool_size
-        options["max_overflow"] = settings.database_pool_size
+        options["max_overflow"] = 0
         options["pool_timeout"] = timeout
         options["pool_recycle"] = 1800
         # psycopg takes whole seconds and treats 0 as "wait forever".

@@ -10,6 +10,7 @@ through the same code, so it still lands exactly once.
 
 from __future__ import annotations
 
+import functools
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
@@ -18,13 +19,14 @@ from datetime import datetime
 from typing import Any, Literal
 
 import structlog
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from renchi.asynctools import bounded
 from renchi.db.engine import Database, is_unavailable
 from renchi.db.models import WebhookEvent
-from renchi.db.upsert import insert_for
+from renchi.db.models.base import utcnow
+from renchi.db.upsert import dialect_insert
 from renchi.observability import metrics
 from renchi.webhooks.spool import Spool, SpoolError
 
@@ -75,6 +77,21 @@ class Applied:
     outcome: str = "accepted"
     # Anything the web layer needs after the commit, such as the route of a call.
     followup: Any = None
+    # A Core UPDATE left for the processor, which sends it in the same round
+    # trip as the event insert on PostgreSQL (as a data-modifying CTE).
+    final_update: FinalUpdate | None = None
+
+
+@dataclass(frozen=True)
+class FinalUpdate:
+    """An UPDATE whose values are all named bind parameters, and those values.
+
+    No parameter name may equal a column name of either table, because
+    execute() turns such a parameter into one more SET clause.
+    """
+
+    statement: Any
+    parameters: dict[str, Any]
 
 
 EventHandler = Callable[[AsyncSession, InboundEvent], Awaitable[Applied]]
@@ -127,23 +144,76 @@ class DatabaseHealth:
         metrics.database_up.set(1)
 
 
-def _insert_event(session: AsyncSession, event: InboundEvent, applied: Applied) -> Any:
+_EVENT_COLUMNS = (
+    "source",
+    "event_type",
+    "dedupe_key",
+    "call_id",
+    "payload",
+    "outcome",
+    "response",
+    "received_at",
+    "spooled",
+    "created_at",
+)
+
+
+@functools.cache
+def _event_insert(dialect: str) -> Any:
+    """Build once per dialect the INSERT that skips a duplicate and returns the new id."""
+    table = WebhookEvent.__table__
+    # Prefixed names: execute() adds a parameter named like a column of an
+    # updated table as one more SET clause, so none may match a column name.
+    values = {
+        name: bindparam(f"event_row_{name}", type_=table.c[name].type)
+        for name in _EVENT_COLUMNS
+    }
     return (
-        insert_for(session, WebhookEvent)
-        .values(
-            source=event.source,
-            event_type=event.type,
-            dedupe_key=event.dedupe_key,
-            call_id=applied.call_id,
-            payload=event.payload,
-            outcome=applied.outcome,
-            response=event.response,
-            received_at=event.received_at,
-            spooled=event.spooled,
-        )
+        dialect_insert(dialect, table)
+        .values(values)
         .on_conflict_do_nothing(index_elements=["source", "dedupe_key"])
-        .returning(WebhookEvent.id)
+        .returning(table.c.id)
     )
+
+
+@functools.lru_cache(maxsize=256)
+def _event_insert_with(update: Any) -> Any:
+    """Return the PostgreSQL event insert carrying `update` as a data-modifying CTE."""
+    return _event_insert("postgresql").add_cte(update.cte("final_update"))
+
+
+async def _insert_event(
+    session: AsyncSession, event: InboundEvent, applied: Applied
+) -> int | None:
+    """Insert the event row, with the handler's final update; return None for a duplicate.
+
+    On a duplicate the update has run too, and the caller rolls both back.
+    """
+    connection = await session.connection()
+    dialect = connection.dialect.name
+    statement = _event_insert(dialect)
+    values = {
+        "source": event.source,
+        "event_type": event.type,
+        "dedupe_key": event.dedupe_key,
+        "call_id": applied.call_id,
+        "payload": event.payload,
+        "outcome": applied.outcome,
+        "response": event.response,
+        "received_at": event.received_at,
+        "spooled": event.spooled,
+        "created_at": utcnow(),
+    }
+    parameters = {f"event_row_{name}": value for name, value in values.items()}
+    final = applied.final_update
+    if final is not None and dialect == "postgresql":
+        statement = _event_insert_with(final.statement)
+        parameters.update(final.parameters)
+    elif final is not None:
+        await connection.execute(final.statement, final.parameters)
+    result = await connection.execute(statement, parameters)
+    inserted: int | None = result.scalar()
+    return inserted
 
 
 class EventProcessor:
@@ -224,7 +294,7 @@ class EventProcessor:
             applied = Applied(call_id=None, outcome="ignored")
         else:
             applied = await handler(session, event)
-        inserted = await session.scalar(_insert_event(session, event, applied))
+        inserted = await _insert_event(session, event, applied)
         if inserted is None:
             existing = (
                 await session.execute(
