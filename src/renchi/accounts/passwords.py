@@ -8,6 +8,7 @@ rehashes a password at the next successful login.
 
 from __future__ import annotations
 
+import string
 from functools import cache
 from importlib import resources
 
@@ -21,6 +22,7 @@ MIN_LENGTH = 12
 MAX_LENGTH = 256
 
 _hasher = PasswordHasher()
+_PADDING = string.digits + string.punctuation + " "
 
 
 @cache
@@ -58,19 +60,35 @@ def validate_password(password: str, *, email: str | None = None) -> None:
             field="password",
         )
     lowered = password.lower()
-    if lowered in common_passwords():
+    # "Password2024!" is as weak as "password": digits and punctuation around
+    # a common password add little.
+    core = lowered.strip(_PADDING)
+    if lowered in common_passwords() or core in common_passwords():
         raise InvalidInput(
             "Password is too common: choose one that is not on lists of "
             "frequently used passwords.",
             field="password",
         )
+    if _is_repetition(lowered):
+        raise InvalidInput(
+            "Password repeats a short sequence: choose one without repetition.",
+            field="password",
+        )
     if len(set(lowered)) < 4:
         raise InvalidInput(
-            "Password repeats too few characters: use at least 4 different ones.",
+            "Password uses too few different characters: use at least 4.",
             field="password",
         )
     if email and lowered == email.strip().lower():
         raise InvalidInput("Password must not be the email address.", field="password")
+
+
+def _is_repetition(text: str) -> bool:
+    """Tell whether `text` is one shorter sequence repeated, such as "abcabcabcabc"."""
+    return any(
+        len(text) % size == 0 and text == text[:size] * (len(text) // size)
+        for size in range(1, len(text) // 2 + 1)
+    )
 
 
 def hash_password(password: str) -> str:

@@ -35,12 +35,13 @@ async def super_admin_exists(session: AsyncSession) -> bool:
 
 
 async def create_first_super_admins(
-    session: AsyncSession, accounts: Sequence[NewAccount]
+    session: AsyncSession, accounts: Sequence[NewAccount], *, numbered: bool = True
 ) -> list[User]:
     """Create `accounts` as super admins unless a super admin exists already.
 
     Every account is validated before any is created. Raises Conflict once
-    setup has been done, and InvalidInput naming the account and field.
+    setup has been done, and InvalidInput naming the field, prefixed with
+    the account's position (`accounts[1].password`) when `numbered`.
     """
     if not accounts:
         raise InvalidInput("Give at least one account.", field="accounts")
@@ -50,6 +51,8 @@ async def create_first_super_admins(
             email = validate_email(account.email)
             validate_password(account.password, email=email)
         except InvalidInput as error:
+            if not numbered:
+                raise
             raise InvalidInput(
                 f"Account {index + 1}: {error.message}",
                 field=f"accounts[{index}].{error.field}",

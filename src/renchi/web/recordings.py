@@ -54,12 +54,12 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
             raise RangeNotSatisfiable(header)
         return max(0, size - length), size - 1
     start = int(first)
-    end = int(last) if last else size - 1
-    if end < start:
+    if last and int(last) < start:
         return None
     if start >= size:
         raise RangeNotSatisfiable(header)
-    return start, min(end, size - 1)
+    end = min(int(last), size - 1) if last else size - 1
+    return start, end
 
 
 async def stream_recording(request: Request, recording: Recording) -> Response:

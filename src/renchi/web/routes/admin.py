@@ -89,10 +89,13 @@ async def setup_super_admin(request: Request) -> Response:
     limiter = rate_limiter_of(request)
     await limiter.hit("setup", limiter.login_per_address, client_address(request))
     _check_setup_token(request)
-    accounts = _accounts(await json_object(request))
+    data = await json_object(request)
+    accounts = _accounts(data)
 
     async with runtime_of(request).database.transaction() as session:
-        users = await create_first_super_admins(session, accounts)
+        users = await create_first_super_admins(
+            session, accounts, numbered="accounts" in data
+        )
     logger.info(
         "super admins created by setup", user_ids=[str(user.id) for user in users]
     )
