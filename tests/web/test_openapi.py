@@ -66,9 +66,9 @@ def api_app(
 
 
 async def _seed(var_dir: Path, postgres_url: str) -> None:
-    settings_ = make_settings(var_dir.parent, postgres_url)
-    database = create_database(settings_, url=postgres_url)
-    runtime = build_runtime(settings_, database=database)
+    seed_settings = make_settings(var_dir.parent, postgres_url)
+    database = create_database(seed_settings, url=postgres_url)
+    runtime = build_runtime(seed_settings, database=database)
     try:
         team = await team_with_number(database)
         await make_user(database, "root@example.com", super_admin=True)
