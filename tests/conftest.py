@@ -16,6 +16,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import argon2
 import httpx
 import psycopg
 import pytest
@@ -23,6 +24,7 @@ from pydantic import SecretStr
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
+from renchi.accounts import passwords
 from renchi.config import Settings
 from renchi.db.engine import Database, create_database
 from renchi.db.migrate import upgrade
@@ -73,6 +75,16 @@ async def _migrate(url: str) -> None:
         await upgrade(database)
     finally:
         await database.dispose()
+
+
+@pytest.fixture(autouse=True)
+def cheap_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Hash with argon2's cheapest parameters; the default ones cost 64 MiB and tens of ms."""
+    monkeypatch.setattr(
+        passwords,
+        "_hasher",
+        argon2.PasswordHasher.from_parameters(argon2.profiles.CHEAPEST),
+    )
 
 
 def make_settings(tmp_path: Path, database_url: str, **overrides: Any) -> Settings:

@@ -13,7 +13,7 @@ import logging
 import sys
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any, TypeVar
+from typing import Any, TextIO, TypeVar
 
 import click
 import structlog
@@ -132,7 +132,7 @@ def worker() -> None:
 
 @main.group()
 def admin() -> None:
-    """Provision teams and phone numbers."""
+    """Provision teams, phone numbers, users and memberships."""
 
 
 @admin.command("create-team")
@@ -190,6 +190,83 @@ def add_phone_number(team_slug: str, number: str, agent_id: str, mode: str) -> N
                 "mode": assignment.phone_number.mode,
                 "created": assignment.created,
                 "agent_created": assignment.agent_created,
+            }
+
+    _print_json(_run(_with_database(_settings(), action)))
+
+
+def _password_from_input() -> str:
+    """Read a password: hidden and confirmed on a terminal, else the first line of stdin."""
+    stdin: TextIO = sys.stdin
+    if stdin.isatty():
+        password: str = click.prompt(
+            "Password", hide_input=True, confirmation_prompt=True, err=True
+        )
+        return password
+    line: str = stdin.readline()
+    return line.rstrip("\r\n")
+
+
+@admin.command("create-user")
+@click.option("--email", required=True, help="Email address the user signs in with.")
+@click.option(
+    "--password",
+    default=None,
+    help="The password; without it, read from standard input (prompted on a "
+    "terminal). Prefer standard input: arguments show up in process lists.",
+)
+@click.option("--super-admin", is_flag=True, help="Let the user act on every team.")
+def create_user(email: str, password: str | None, super_admin: bool) -> None:
+    """Create a user and print its id and email."""
+    from renchi.accounts.users import create_user as create
+
+    secret = password if password is not None else _password_from_input()
+
+    async def action(database: Database) -> dict[str, Any]:
+        async with database.transaction() as session:
+            user = await create(
+                session, email=email, password=secret, super_admin=super_admin
+            )
+            return {
+                "id": str(user.id),
+                "email": user.email,
+                "super_admin": user.super_admin,
+            }
+
+    _print_json(_run(_with_database(_settings(), action)))
+
+
+@admin.command("add-member")
+@click.option("--team", "team_slug", required=True, help="Slug of the team.")
+@click.option("--email", required=True, help="Email of an existing user.")
+@click.option(
+    "--role",
+    type=click.Choice(["member", "admin", "owner"]),
+    required=True,
+    help="member reads calls; admin also manages integrations; owner also the team.",
+)
+def add_member(team_slug: str, email: str, role: str) -> None:
+    """Give a user a role on a team, or change the role they have."""
+    from renchi.accounts.roles import add_member as add
+    from renchi.accounts.users import get_user_by_email
+    from renchi.errors import NotFound
+    from renchi.teams.provisioning import get_team
+
+    async def action(database: Database) -> dict[str, Any]:
+        async with database.transaction() as session:
+            team = await get_team(session, team_slug)
+            user = await get_user_by_email(session, email)
+            if user is None:
+                raise NotFound(
+                    f"User {email!r} not found; create it with "
+                    "`renchi admin create-user` first."
+                )
+            membership, created = await add(session, team=team, user=user, role=role)
+            return {
+                "team": team.slug,
+                "email": user.email,
+                "role": membership.role,
+                "created": created,
             }
 
     _print_json(_run(_with_database(_settings(), action)))

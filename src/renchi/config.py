@@ -11,10 +11,12 @@ from __future__ import annotations
 import os
 import secrets
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
+from limits import parse_many
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 MIB = 1024 * 1024
 
@@ -78,10 +80,52 @@ class Settings(BaseSettings):
     task_lease_seconds: float = Field(default=300.0, gt=0)
     outbound_timeout_seconds: float = Field(default=30.0, gt=0)
 
+    session_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=60)
+    session_idle_seconds: int = Field(default=24 * 3600, ge=60)
+    # Never generated: without it the setup endpoint does not exist.
+    setup_token: SecretStr | None = None
+    debug_endpoints: bool = False
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    redis_url: SecretStr | None = None
+    rate_limits_enabled: bool = True
+    rate_limit_key_prefix: str = "renchi"
+    # Limits in the notation of the `limits` library: "10/minute;100/hour".
+    rate_limit_per_address: str = "600/minute"
+    rate_limit_per_user: str = "300/minute"
+    rate_limit_login_per_address: str = "20/minute;200/hour"
+    rate_limit_login_per_email: str = "10/minute;50/hour"
+
     @field_validator("public_url", "twilio_api_url", "elevenlabs_api_url")
     @classmethod
     def _strip_trailing_slash(cls, value: str | None) -> str | None:
         return value.rstrip("/") if value else value
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [part for part in value.split(",") if part.strip()]
+        if isinstance(value, list | tuple):
+            return [normalize_origin(str(part)) for part in value]
+        return value
+
+    @field_validator(
+        "rate_limit_per_address",
+        "rate_limit_per_user",
+        "rate_limit_login_per_address",
+        "rate_limit_login_per_email",
+    )
+    @classmethod
+    def _check_rate_limit(cls, value: str) -> str:
+        try:
+            parse_many(value)
+        except ValueError as error:
+            raise ValueError(
+                f"Invalid rate limit {value!r}: write it as '10/minute' or "
+                "'10/minute;100/hour'."
+            ) from error
+        return value
 
     @property
     def is_development(self) -> bool:
@@ -110,6 +154,19 @@ class Settings(BaseSettings):
     @property
     def resolved_log_format(self) -> str:
         return self.log_format or ("console" if self.is_development else "json")
+
+
+def normalize_origin(value: str) -> str:
+    """Return `value` as an origin, `scheme://host[:port]` in lower case."""
+    parts = urlsplit(value.strip())
+    if parts.scheme not in {"http", "https"} or not parts.netloc:
+        raise ValueError(
+            f"Invalid origin {value!r}: write it as https://app.example.com, "
+            "without a path."
+        )
+    if parts.path not in {"", "/"} or parts.query or parts.fragment:
+        raise ValueError(f"Invalid origin {value!r}: an origin has no path or query.")
+    return f"{parts.scheme}://{parts.netloc}".lower()
 
 
 def async_database_url(url: str) -> str:

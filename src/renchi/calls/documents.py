@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from renchi.db.models import Agent, Call, Recording, Team, WebhookEvent
@@ -130,19 +131,93 @@ async def call_document(
     return document
 
 
+@dataclass(frozen=True)
+class CallFilters:
+    """Conditions on listed calls; None means any value."""
+
+    status: str | None = None
+    outcome: str | None = None
+    # The ElevenLabs agent id, as in the documents.
+    agent_id: str | None = None
+    # A call from or to this number.
+    phone_number: str | None = None
+    # Start times: `started_from` inclusive, `started_before` exclusive.
+    started_from: datetime | None = None
+    started_before: datetime | None = None
+
+
+@dataclass(frozen=True)
+class CallPosition:
+    """The end of a page of calls: its last call's start time and id."""
+
+    started_at: datetime | None
+    call_id: uuid.UUID
+
+
+def _conditions(filters: CallFilters) -> list[ColumnElement[bool]]:
+    conditions: list[ColumnElement[bool]] = []
+    if filters.status is not None:
+        conditions.append(Call.status == filters.status)
+    if filters.outcome is not None:
+        conditions.append(Call.outcome == filters.outcome)
+    if filters.agent_id is not None:
+        conditions.append(Agent.elevenlabs_agent_id == filters.agent_id)
+    if filters.phone_number is not None:
+        conditions.append(
+            or_(
+                Call.from_number == filters.phone_number,
+                Call.to_number == filters.phone_number,
+            )
+        )
+    if filters.started_from is not None:
+        conditions.append(Call.started_at >= filters.started_from)
+    if filters.started_before is not None:
+        conditions.append(Call.started_at < filters.started_before)
+    return conditions
+
+
+def _after(position: CallPosition) -> ColumnElement[bool]:
+    """Return the condition for calls listed after `position`, newest first.
+
+    Calls without a start time come first, as PostgreSQL sorts NULL first in
+    descending order, and among them the order is by id.
+    """
+    if position.started_at is None:
+        return or_(
+            Call.started_at.is_not(None),
+            (Call.started_at.is_(None)) & (Call.id < position.call_id),
+        )
+    return tuple_(Call.started_at, Call.id) < tuple_(
+        position.started_at, position.call_id
+    )
+
+
 async def list_call_summaries(
-    session: AsyncSession, *, team_id: uuid.UUID | None = None, limit: int = 50
+    session: AsyncSession,
+    *,
+    team_id: uuid.UUID | None = None,
+    limit: int = 50,
+    filters: CallFilters | None = None,
+    after: CallPosition | None = None,
 ) -> list[dict[str, Any]]:
-    """Return the newest calls, of one team or of all."""
+    """Return the newest calls, of one team or of all, matching `filters`.
+
+    Keyset pagination: with `after`, the list continues behind that call, on
+    the index of (team_id, started_at, id).
+    """
     query = (
         select(Call, Team.slug, Agent.elevenlabs_agent_id)
         .outerjoin(Team, Team.id == Call.team_id)
         .outerjoin(Agent, Agent.id == Call.agent_id)
-        .order_by(Call.started_at.desc(), Call.id.desc())
+        .order_by(Call.started_at.desc().nulls_first(), Call.id.desc())
         .limit(limit)
     )
     if team_id is not None:
         query = query.where(Call.team_id == team_id)
+    if filters is not None:
+        query = query.where(*_conditions(filters))
+    if after is not None:
+        query = query.where(_after(after))
     rows = (await session.execute(query)).all()
     return [
         call_summary(call, team_slug=slug, agent_id=agent) for call, slug, agent in rows

@@ -150,3 +150,22 @@ recording_urls_rejected = Counter(
     "Recording callbacks whose media URL pointed outside the Twilio API host.",
     registry=registry,
 )
+
+rate_limited = Counter(
+    "renchi_rate_limited_total",
+    "Requests rejected with 429 because a rate limit was reached, by scope.",
+    ["scope"],
+    registry=registry,
+)
+rate_limit_errors = Counter(
+    "renchi_rate_limit_errors_total",
+    "Rate limit checks skipped because the limit storage failed, by backend.",
+    ["backend"],
+    registry=registry,
+)
+login_attempts = Counter(
+    "renchi_login_attempts_total",
+    "Password logins by result (success, failure).",
+    ["result"],
+    registry=registry,
+)

@@ -14,16 +14,31 @@ from renchi.calls.voice import VoiceAnswers
 from renchi.config import Settings
 from renchi.db.engine import is_unavailable
 from renchi.runtime import Runtime, build_runtime
-from renchi.web import health
+from renchi.web import health, openapi
+from renchi.web.cors import CorsMiddleware
 from renchi.web.errors import EXCEPTION_HANDLERS
 from renchi.web.middleware import RequestContextMiddleware
+from renchi.web.ratelimit import RateLimiter
+from renchi.web.routes import admin, auth, calls
 from renchi.web.webhooks import twilio
 
 logger = structlog.get_logger(__name__)
 
 
-def all_routes() -> list[BaseRoute]:
-    return [*health.routes, *twilio.routes]
+def all_routes(settings: Settings) -> list[BaseRoute]:
+    """Return the routes; the operator endpoints only when their settings enable them."""
+    routes: list[BaseRoute] = [
+        *health.routes,
+        *twilio.routes,
+        *openapi.routes,
+        *auth.routes,
+        *calls.routes,
+    ]
+    if settings.setup_token is not None:
+        routes.extend(admin.setup_routes)
+    if settings.debug_endpoints:
+        routes.extend(admin.debug_routes)
+    return routes
 
 
 def create_app(
@@ -55,6 +70,7 @@ def create_app(
         try:
             yield
         finally:
+            await app.state.rate_limiter.aclose()
             await current.aclose()
             logger.info("service stopped")
 
@@ -62,10 +78,14 @@ def create_app(
         return settings.max_body_bytes
 
     app = Starlette(
-        routes=all_routes(),
-        middleware=[Middleware(RequestContextMiddleware, body_limit=body_limit)],
+        routes=all_routes(settings),
+        middleware=[
+            Middleware(RequestContextMiddleware, body_limit=body_limit),
+            Middleware(CorsMiddleware, allowed_origins=settings.cors_origins),
+        ],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
     )
     app.state.voice_answers = VoiceAnswers()
+    app.state.rate_limiter = RateLimiter(settings)
     return app

@@ -9,6 +9,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from renchi.db.engine import is_unavailable
 from renchi.errors import InvalidInput, RenchiError
 
 logger = structlog.get_logger(__name__)
@@ -20,6 +21,7 @@ STATUS_BY_CODE = {
     "NOT_FOUND": 404,
     "CONFLICT": 409,
     "PAYLOAD_TOO_LARGE": 413,
+    "RANGE_NOT_SATISFIABLE": 416,
     "RATE_LIMITED": 429,
     "INTERNAL_ERROR": 500,
     "UNAVAILABLE": 503,
@@ -100,6 +102,15 @@ async def handle_payload_too_large(request: Request, error: Exception) -> Respon
 
 
 async def handle_unexpected(request: Request, error: Exception) -> Response:
+    if is_unavailable(error):
+        logger.warning(
+            "database unavailable", path=request.url.path, error=type(error).__name__
+        )
+        return error_response(
+            "UNAVAILABLE",
+            "The service is temporarily unavailable; retry later.",
+            headers={"Retry-After": "5"},
+        )
     logger.error("unhandled error", path=request.url.path, exc_info=error)
     return error_response("INTERNAL_ERROR", "Internal server error.")
 

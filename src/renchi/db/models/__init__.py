@@ -1,5 +1,6 @@
 """All tables, importable from one place for Alembic and the services."""
 
+from renchi.db.models.accounts import ROLES, Membership, User, UserSession
 from renchi.db.models.base import Base
 from renchi.db.models.calls import Call, Recording
 from renchi.db.models.events import Task, WebhookEvent
@@ -7,12 +8,16 @@ from renchi.db.models.teams import PHONE_NUMBER_MODES, Agent, PhoneNumber, Team
 
 __all__ = [
     "PHONE_NUMBER_MODES",
+    "ROLES",
     "Agent",
     "Base",
     "Call",
+    "Membership",
     "PhoneNumber",
     "Recording",
     "Task",
     "Team",
+    "User",
+    "UserSession",
     "WebhookEvent",
 ]

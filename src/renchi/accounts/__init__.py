@@ -1,0 +1,1 @@
+"""Users, passwords, login sessions and team roles."""

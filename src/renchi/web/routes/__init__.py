@@ -1,0 +1,1 @@
+"""The JSON API's routes, one module per area."""
