@@ -205,8 +205,14 @@ class TwilioEventHandlers:
             .with_for_update()
         )
         if recording is None:
+            # Column defaults apply only at INSERT, but the status check and the
+            # download task below need both values before the flush.
             recording = Recording(
-                call_id=call.id, source=SOURCE, external_id=recording_sid
+                id=uuid.uuid4(),
+                call_id=call.id,
+                source=SOURCE,
+                external_id=recording_sid,
+                media_status="pending",
             )
             session.add(recording)
 
