@@ -1,7 +1,7 @@
 """All tables, importable from one place for Alembic and the services."""
 
 from renchi.db.models.base import Base
-from renchi.db.models.calls import Call, Recording
+from renchi.db.models.calls import Call, Recording, Transcript
 from renchi.db.models.events import Task, WebhookEvent
 from renchi.db.models.teams import PHONE_NUMBER_MODES, Agent, PhoneNumber, Team
 
@@ -14,5 +14,6 @@ __all__ = [
     "Recording",
     "Task",
     "Team",
+    "Transcript",
     "WebhookEvent",
 ]
