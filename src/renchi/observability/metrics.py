@@ -150,3 +150,11 @@ recording_urls_rejected = Counter(
     "Recording callbacks whose media URL pointed outside the Twilio API host.",
     registry=registry,
 )
+
+audio_bodies = Counter(
+    "renchi_elevenlabs_audio_bodies_total",
+    "ElevenLabs webhook bodies that carried audio, by result (stored, duplicate, "
+    "discarded, invalid, incomplete).",
+    ["result"],
+    registry=registry,
+)

@@ -17,13 +17,17 @@ from renchi.runtime import Runtime, build_runtime
 from renchi.web import health
 from renchi.web.errors import EXCEPTION_HANDLERS
 from renchi.web.middleware import RequestContextMiddleware
-from renchi.web.webhooks import twilio
+from renchi.web.webhooks import elevenlabs, twilio
 
 logger = structlog.get_logger(__name__)
 
 
 def all_routes() -> list[BaseRoute]:
-    return [*health.routes, *twilio.routes]
+    return [
+        *health.routes,
+        *twilio.routes,
+        *elevenlabs.routes,
+    ]
 
 
 def create_app(
@@ -59,6 +63,9 @@ def create_app(
             logger.info("service stopped")
 
     def body_limit(path: str) -> int:
+        # Only the post-call webhook carries audio, and it streams the body to disk.
+        if path == elevenlabs.POST_CALL_PATH:
+            return settings.max_audio_body_bytes
         return settings.max_body_bytes
 
     app = Starlette(
