@@ -151,6 +151,19 @@ recording_urls_rejected = Counter(
     registry=registry,
 )
 
+personalization_requests = Counter(
+    "renchi_personalization_requests_total",
+    "Personalization webhook requests by result (number, agent, unknown, "
+    "database_unavailable, rejected, invalid).",
+    ["result"],
+    registry=registry,
+)
+personalization_duration = Histogram(
+    "renchi_personalization_duration_seconds",
+    "Time the personalization webhook took to compute the variables of a call.",
+    buckets=LATENCY_BUCKETS,
+    registry=registry,
+)
 audio_bodies = Counter(
     "renchi_elevenlabs_audio_bodies_total",
     "ElevenLabs webhook bodies that carried audio, by result (stored, duplicate, "

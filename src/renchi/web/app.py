@@ -17,7 +17,7 @@ from renchi.runtime import Runtime, build_runtime
 from renchi.web import health
 from renchi.web.errors import EXCEPTION_HANDLERS
 from renchi.web.middleware import RequestContextMiddleware
-from renchi.web.webhooks import elevenlabs, twilio
+from renchi.web.webhooks import elevenlabs, personalization, twilio
 
 logger = structlog.get_logger(__name__)
 
@@ -27,6 +27,7 @@ def all_routes() -> list[BaseRoute]:
         *health.routes,
         *twilio.routes,
         *elevenlabs.routes,
+        *personalization.routes,
     ]
 
 
