@@ -232,7 +232,7 @@ async def test_native_mode_end_to_end(
     assert [item["source"] for item in document["recordings"]] == ["elevenlabs"]
     assert document["recordings"][0]["media_status"] == "stored"
     assert document["recordings"][0]["size_bytes"] == len(ELEVENLABS_MP3)
-    # The next call from the same number sees this one as history.
+    # The next call from the same number finds this one in its history.
     next_variables = again.json()["dynamic_variables"]
     assert next_variables["caller_known"] == "true"
     assert next_variables["caller_call_count"] == "1"

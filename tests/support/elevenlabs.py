@@ -10,7 +10,6 @@ import hashlib
 import hmac
 import json
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -201,9 +200,3 @@ def initiation_failure(
             "metadata": metadata if metadata is not None else {},
         },
     }
-
-
-async def repeated(block: bytes, times: int) -> AsyncIterator[bytes]:
-    """Yield `block` `times` times, so a large body is never built in memory."""
-    for _ in range(times):
-        yield block

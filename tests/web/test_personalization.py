@@ -187,7 +187,7 @@ async def test_numbers_sent_as_numbers_are_read(
     variables = response.json()["dynamic_variables"]
     assert variables["caller_number"] == "15550001111"
     assert variables["called_number"] == "14155550100"
-    # The number table holds E.164, so only the agent could have matched.
+    # The number table stores E.164, so only the agent could have matched.
     assert variables["team_name"] == ""
 
 
