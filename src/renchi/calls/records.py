@@ -56,15 +56,29 @@ async def lock_call_by_sid(
     call = await session.scalar(query)
     if call is not None:
         return call, False
-    result = await session.execute(
-        insert_for(session, Call)
-        .values(id=uuid.uuid4(), call_sid=call_sid, **defaults)
-        .on_conflict_do_nothing(index_elements=["call_sid"])
+    created = await _insert_unless_present(
+        session, {"call_sid": call_sid, **defaults}, key="call_sid"
     )
-    created = result.rowcount == 1  # type: ignore[attr-defined]
     call = await session.scalar(query.execution_options(populate_existing=True))
     assert call is not None, "A call row exists after its insert."
     return call, created
+
+
+async def _insert_unless_present(
+    session: AsyncSession, values: dict[str, Any], *, key: str
+) -> bool:
+    """Insert a call unless one with the same unique `key` exists; return whether it did.
+
+    RETURNING yields a row only when the insert happened. The row count cannot
+    be used, because it reads -1 with psycopg 3.3 under SQLAlchemy 2.1.
+    """
+    inserted = await session.scalar(
+        insert_for(session, Call)
+        .values(id=uuid.uuid4(), **values)
+        .on_conflict_do_nothing(index_elements=[key])
+        .returning(Call.id)
+    )
+    return inserted is not None
 
 
 def attribute(call: Call, route: Route | None) -> None:
@@ -156,12 +170,9 @@ async def _lock_call_by_conversation_only(
     call = await session.scalar(query)
     if call is not None:
         return call, False
-    result = await session.execute(
-        insert_for(session, Call)
-        .values(id=uuid.uuid4(), conversation_id=conversation_id, **defaults)
-        .on_conflict_do_nothing(index_elements=["conversation_id"])
+    created = await _insert_unless_present(
+        session, {"conversation_id": conversation_id, **defaults}, key="conversation_id"
     )
-    created = result.rowcount == 1  # type: ignore[attr-defined]
     call = await session.scalar(query.execution_options(populate_existing=True))
     assert call is not None, "A call row exists after its insert."
     return call, created
