@@ -295,6 +295,24 @@ async def test_audio_first_then_twilio_then_transcription_merge(
     assert len(document["transcript"]) == 4
 
 
+async def test_audio_then_transcription_make_one_call(
+    client: httpx.AsyncClient, database: Database
+) -> None:
+    await team_with_number(database, number=NUMBER)
+    await post_event(client, audio_event("conv_5b", AUDIO_BASE64))
+
+    await post_event(client, transcription("conv_5b", call_sid=CALL_SID))
+
+    assert await count(database, Call) == 1
+    call = await call_by_sid(database, CALL_SID)
+    assert call is not None
+    assert call.conversation_id == "conv_5b"
+    assert call.mode == "register_call"
+    assert call.team_id is not None
+    document = await document_of(database, call.id)
+    assert len(document["recordings"]) == 1
+
+
 async def test_web_call_without_twilio_is_a_call(
     client: httpx.AsyncClient, database: Database
 ) -> None:

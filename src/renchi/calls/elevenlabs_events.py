@@ -345,13 +345,21 @@ class ElevenLabsEventHandlers:
         *,
         our_number: str | None,
     ) -> None:
-        """Attach a call without a team to its number's route, else to its agent's team."""
-        if call.team_id is not None:
-            return
-        if our_number:
+        """Attach a call without a team to its number's route, else to its agent's team.
+
+        A call attributed by its agent alone, such as one created by an audio
+        event, takes its mode from the number once an event names the number.
+        """
+        if our_number and (call.team_id is None or call.mode is None):
             route = await lookup_route(session, our_number)
             self._routes.remember(our_number, route)
             attribute(call, route)
+            if (
+                route is not None
+                and call.mode is None
+                and call.team_id == route.team_id
+            ):
+                call.mode = route.mode
         await attribute_to_agent(session, call, _text(data.get("agent_id")))
 
 
