@@ -168,6 +168,8 @@ async def test_cut_off_body_leaves_nothing(
     settings: Settings, database: Database, chunked: bool
 ) -> None:
     before = metric("renchi_elevenlabs_audio_bodies_total", result="incomplete")
+    labels = {"source": "elevenlabs", "type": "unknown", "outcome": "incomplete"}
+    events_before = metric("renchi_webhook_events_total", **labels)
 
     async with served(settings, database) as (base_url, runtime):
         await send_cut_off(base_url, chunked=chunked)
@@ -183,6 +185,7 @@ async def test_cut_off_body_leaves_nothing(
 
     after = metric("renchi_elevenlabs_audio_bodies_total", result="incomplete")
     assert after == before + 1
+    assert metric("renchi_webhook_events_total", **labels) == events_before + 1
     assert files_under(root) == []
     assert await count(database, WebhookEvent) == 0
     assert await count(database, Call) == 0

@@ -733,6 +733,38 @@ async def test_audio_in_other_event_is_not_kept(
     }
 
 
+async def test_empty_audio_is_accepted_without_recording(
+    make_client: Any, database: Database
+) -> None:
+    async with make_client() as (client, runtime):
+        response = await post_event(client, audio_event("conv_29", ""))
+        root = runtime.storage.root
+
+    assert response.json() == {"status": "accepted"}
+    assert stored_files(root) == []
+    assert await count(database, Recording) == 0
+    async with database.sessions() as session:
+        event = await session.scalar(select(WebhookEvent))
+    assert event is not None
+    assert event.payload["data"]["full_audio"] == {"discarded": True, "size_bytes": 0}
+
+
+async def test_audio_outside_parsed_data_is_discarded(
+    make_client: Any, database: Database
+) -> None:
+    body = (
+        '{"type":"workspace_notice","data":{"full_audio":"'
+        + AUDIO_BASE64
+        + '"},"data":5}'
+    ).encode()
+    async with make_client() as (client, runtime):
+        response = await post_event(client, body)
+        root = runtime.storage.root
+
+    assert response.status_code == 200
+    assert stored_files(root) == []
+
+
 async def test_audio_limit_applies_to_post_call_path_only(
     make_client: Any, database: Database
 ) -> None:

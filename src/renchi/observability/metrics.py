@@ -44,7 +44,8 @@ http_request_duration = Histogram(
 webhook_events = Counter(
     "renchi_webhook_events_total",
     "Webhook events by source, event type and outcome "
-    "(accepted, duplicate, spooled, replayed, rejected, invalid, unattributed, ignored).",
+    "(accepted, duplicate, spooled, replayed, rejected, invalid, incomplete, "
+    "unattributed, ignored).",
     ["source", "type", "outcome"],
     registry=registry,
 )

@@ -134,6 +134,7 @@ async def post_call_webhook(request: Request) -> Response:
                 scanner.feed(chunk)
         except ClientDisconnect as error:
             _count_audio(upload, "incomplete")
+            metrics.webhook_events.labels(SOURCE, "unknown", "incomplete").inc()
             logger.warning(
                 "webhook body cut off by the client", received_bytes=received
             )
@@ -187,9 +188,10 @@ async def _keep_audio(
     event: InboundEvent, scanner: AudioBodyScanner, upload: _AudioUpload
 ) -> None:
     """Store the audio of an audio event and put its reference where the audio was."""
-    if not scanner.extracted:
+    data = event.payload.get("data")
+    if not scanner.extracted or not isinstance(data, dict):
+        # A repeated "data" key can leave the audio outside the parsed payload.
         return
-    data = event.payload["data"]
     first, *others = scanner.extracted
     conversation_id = str(data.get("conversation_id") or "")
     if event.type == AUDIO and upload.has_audio and conversation_id:
