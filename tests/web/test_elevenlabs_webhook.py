@@ -11,6 +11,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
+from renchi.adapters.storage import AtomicWriter
 from renchi.db.engine import Database
 from renchi.db.models import Call, Recording, Transcript, WebhookEvent
 from tests.conftest import metric
@@ -763,6 +764,23 @@ async def test_audio_outside_parsed_data_is_discarded(
 
     assert response.status_code == 200
     assert stored_files(root) == []
+
+
+async def test_storage_failure_is_503(
+    make_client: Any, database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def fail(self: AtomicWriter, target: Path | None = None) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(AtomicWriter, "commit", fail)
+    async with make_client() as (client, runtime):
+        response = await post_event(client, audio_event("conv_30", AUDIO_BASE64))
+        root = runtime.storage.root
+
+    assert response.status_code == 503
+    assert response.json()["code"] == "UNAVAILABLE"
+    assert stored_files(root) == []
+    assert await count(database, WebhookEvent) == 0
 
 
 async def test_audio_limit_applies_to_post_call_path_only(

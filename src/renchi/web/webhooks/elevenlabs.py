@@ -196,7 +196,11 @@ async def _keep_audio(
     conversation_id = str(data.get("conversation_id") or "")
     if event.type == AUDIO and upload.has_audio and conversation_id:
         key = audio_storage_key(conversation_id, upload.recording_id)
-        await asyncio.to_thread(upload.commit, key)
+        try:
+            await asyncio.to_thread(upload.commit, key)
+        except OSError as error:
+            logger.error("storing webhook audio failed", key=key, error=str(error))
+            raise unavailable() from error
         reference = AudioReference(
             recording_id=upload.recording_id,
             storage_key=key,
