@@ -32,6 +32,7 @@ from renchi.db.models import Base
 from renchi.observability import metrics
 from renchi.runtime import Runtime, build_runtime
 from renchi.web.app import create_app
+from tests.support.servers import TcpProxy
 from tests.support.twilio import AUTH_TOKEN, PUBLIC_URL
 
 ADMIN_URL = os.environ.get(
@@ -168,6 +169,31 @@ def make_client(settings: Settings, database: Database) -> AppFactory:
 async def client(make_client: AppFactory) -> AsyncIterator[httpx.AsyncClient]:
     async with make_client() as (client, _):
         yield client
+
+
+@pytest.fixture
+async def proxy(postgres_url: str) -> AsyncIterator[TcpProxy]:
+    """A TCP proxy in front of this run's PostgreSQL server, for cutting the database away."""
+    url = make_url(postgres_url)
+    proxy = TcpProxy(url.host or "127.0.0.1", url.port or 5432)
+    await proxy.start()
+    try:
+        yield proxy
+    finally:
+        await proxy.close()
+
+
+@pytest.fixture
+async def proxied_database(
+    settings: Settings, postgres_url: str, proxy: TcpProxy
+) -> AsyncIterator[Database]:
+    """This run's database reached through `proxy`."""
+    url = make_url(postgres_url).set(host="127.0.0.1", port=proxy.port)
+    database = create_database(settings, url=url.render_as_string(hide_password=False))
+    try:
+        yield database
+    finally:
+        await database.dispose()
 
 
 def metric(name: str, **labels: str) -> float:

@@ -66,6 +66,10 @@ class Settings(BaseSettings):
     elevenlabs_api_key: SecretStr | None = None
     elevenlabs_api_url: str = "https://api.elevenlabs.io"
     elevenlabs_webhook_secret: SecretStr | None = None
+    # ElevenLabs' SDKs reject a signature timestamp older than 30 minutes.
+    signature_tolerance_seconds: int = Field(default=1800, ge=1)
+    # A one-hour call's audio is about 80 MB once base64-encoded.
+    max_audio_body_bytes: int = Field(default=256 * MIB, ge=1024)
     personalization_secret: SecretStr | None = None
     register_call_timeout_seconds: float = Field(default=5.0, gt=0, le=12)
 

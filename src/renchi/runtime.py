@@ -15,9 +15,11 @@ import httpx
 import structlog
 
 from renchi.adapters.elevenlabs import ElevenLabsClient
+from renchi.adapters.elevenlabs_signature import WebhookSignatureVerifier
 from renchi.adapters.storage import Storage
 from renchi.adapters.twilio import SignatureVerifier, TwilioClient
 from renchi.asynctools import wait_for_stop
+from renchi.calls.elevenlabs_events import ElevenLabsEventHandlers
 from renchi.calls.media import RecordingFetcher
 from renchi.calls.routing import RouteCache, load_routes
 from renchi.calls.twilio_events import FETCH_RECORDING_TASK, TwilioEventHandlers
@@ -48,6 +50,7 @@ class Runtime:
     twilio: TwilioClient
     twilio_signatures: SignatureVerifier
     elevenlabs: ElevenLabsClient
+    elevenlabs_signatures: WebhookSignatureVerifier
     routes: RouteCache
     processor: EventProcessor
     replayer: SpoolReplayer
@@ -152,7 +155,11 @@ def build_runtime(
     twilio_events = TwilioEventHandlers(
         routes=routes, twilio=twilio, task_max_attempts=settings.task_max_attempts
     )
-    handlers: dict[tuple[str, str], EventHandler] = {**twilio_events.handlers()}
+    elevenlabs_events = ElevenLabsEventHandlers(routes=routes)
+    handlers: dict[tuple[str, str], EventHandler] = {
+        **twilio_events.handlers(),
+        **elevenlabs_events.handlers(),
+    }
     processor = EventProcessor(
         database=database,
         spool=spool,
@@ -174,6 +181,10 @@ def build_runtime(
         twilio=twilio,
         twilio_signatures=SignatureVerifier(_secret(settings.twilio_auth_token) or ""),
         elevenlabs=elevenlabs,
+        elevenlabs_signatures=WebhookSignatureVerifier(
+            _secret(settings.elevenlabs_webhook_secret),
+            tolerance_seconds=settings.signature_tolerance_seconds,
+        ),
         routes=routes,
         processor=processor,
         replayer=SpoolReplayer(spool=spool, processor=processor, database=database),

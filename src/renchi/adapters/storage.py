@@ -92,13 +92,20 @@ class AtomicWriter:
         self._file.write(data)
         self.size += len(data)
 
-    def commit(self) -> None:
-        """Flush the data to disk and move it into place."""
+    def commit(self, target: Path | None = None) -> None:
+        """Flush the data to disk and move it into place, at `target` when given.
+
+        `target` lets a caller name the file once its content is known. It must
+        be on the same file system as the path the writer was opened for.
+        """
         assert self._file is not None, "Use the writer in a with block."
         self._file.flush()
         os.fsync(self._file.fileno())
         self._file.close()
         self._file = None
+        if target is not None:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            self.target = target
         os.replace(self.temporary, self.target)
         _fsync_directory(self.target.parent)
 

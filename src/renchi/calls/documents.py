@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from renchi.db.models import Agent, Call, Recording, Team, WebhookEvent
+from renchi.db.models import Agent, Call, Recording, Team, Transcript, WebhookEvent
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -93,6 +93,9 @@ async def call_document(
             .order_by(Recording.created_at)
         )
     ).all()
+    transcript = await session.scalar(
+        select(Transcript).where(Transcript.call_id == call_id)
+    )
     events = (
         await session.execute(
             select(
@@ -114,6 +117,8 @@ async def call_document(
             "dynamic_variables": call.dynamic_variables,
             "error": call.error,
             "details": call.details,
+            "transcript": transcript.turns if transcript else [],
+            "transcript_status": transcript.status if transcript else None,
             "recordings": [recording_document(recording) for recording in recordings],
             "events": [
                 {

@@ -14,14 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from renchi.adapters.twilio import TwilioClient
 from renchi.calls import statuses
-from renchi.calls.records import (
-    CallFields,
-    attribute,
-    call_state_update,
-    fill_earliest,
-    lock_call_by_sid,
-    lock_call_state,
-)
+from renchi.calls.call_state import CallFields, call_state_update, lock_call_state
+from renchi.calls.records import attribute, fill_earliest, lock_call_by_sid
 from renchi.calls.routing import Route, RouteCache, lookup_route
 from renchi.calls.variables import compute_variables
 from renchi.db.models import Recording
@@ -216,6 +210,8 @@ class TwilioEventHandlers:
             .with_for_update()
         )
         if recording is None:
+            # Column defaults apply only at INSERT, but the status check and the
+            # download task below need both values before the flush.
             recording = Recording(
                 id=uuid.uuid4(),
                 call_id=call.id,

@@ -44,7 +44,8 @@ http_request_duration = Histogram(
 webhook_events = Counter(
     "renchi_webhook_events_total",
     "Webhook events by source, event type and outcome "
-    "(accepted, duplicate, spooled, replayed, rejected, invalid, unattributed, ignored).",
+    "(accepted, duplicate, spooled, replayed, rejected, invalid, incomplete, "
+    "unattributed, ignored).",
     ["source", "type", "outcome"],
     registry=registry,
 )
@@ -166,6 +167,27 @@ rate_limit_errors = Counter(
 login_attempts = Counter(
     "renchi_login_attempts_total",
     "Password logins by result (success, failure).",
+    ["result"],
+    registry=registry,
+)
+
+personalization_requests = Counter(
+    "renchi_personalization_requests_total",
+    "Personalization webhook requests by result (number, agent, unknown, "
+    "database_unavailable, rejected, invalid).",
+    ["result"],
+    registry=registry,
+)
+personalization_duration = Histogram(
+    "renchi_personalization_duration_seconds",
+    "Time the personalization webhook took to compute the variables of a call.",
+    buckets=LATENCY_BUCKETS,
+    registry=registry,
+)
+audio_bodies = Counter(
+    "renchi_elevenlabs_audio_bodies_total",
+    "ElevenLabs webhook bodies that carried audio, by result (stored, duplicate, "
+    "discarded, invalid, incomplete).",
     ["result"],
     registry=registry,
 )

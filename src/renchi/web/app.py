@@ -20,7 +20,7 @@ from renchi.web.errors import EXCEPTION_HANDLERS
 from renchi.web.middleware import RequestContextMiddleware
 from renchi.web.ratelimit import RateLimiter
 from renchi.web.routes import admin, auth, calls
-from renchi.web.webhooks import twilio
+from renchi.web.webhooks import elevenlabs, personalization, twilio
 
 logger = structlog.get_logger(__name__)
 
@@ -30,6 +30,8 @@ def all_routes(settings: Settings) -> list[BaseRoute]:
     routes: list[BaseRoute] = [
         *health.routes,
         *twilio.routes,
+        *elevenlabs.routes,
+        *personalization.routes,
         *openapi.routes,
         *auth.routes,
         *calls.routes,
@@ -75,6 +77,9 @@ def create_app(
             logger.info("service stopped")
 
     def body_limit(path: str) -> int:
+        # Only the post-call webhook carries audio, and it streams the body to disk.
+        if path == elevenlabs.POST_CALL_PATH:
+            return settings.max_audio_body_bytes
         return settings.max_body_bytes
 
     app = Starlette(

@@ -270,20 +270,32 @@ class EventProcessor:
         try:
             applied = await bounded(self._apply_transaction(event), self._timeout)
         except _Duplicate as duplicate:
-            metrics.webhook_duplicates.labels(event.source, event.type).inc()
-            metrics.webhook_events.labels(event.source, event.type, "duplicate").inc()
+            label = self.type_label(event)
+            metrics.webhook_duplicates.labels(event.source, label).inc()
+            metrics.webhook_events.labels(event.source, label, "duplicate").inc()
             return Processed(
                 status="duplicate",
                 stored_response=duplicate.response,
                 stored_call_id=duplicate.call_id,
             )
         outcome = "replayed" if event.spooled else applied.outcome
-        metrics.webhook_events.labels(event.source, event.type, outcome).inc()
+        metrics.webhook_events.labels(
+            event.source, self.type_label(event), outcome
+        ).inc()
         return Processed(status="applied", applied=applied)
 
     async def _apply_transaction(self, event: InboundEvent) -> Applied:
         async with self._database.transaction() as session:
             return await self._apply_in(session, event)
+
+    def type_label(self, event: InboundEvent) -> str:
+        """Return the event type as a metric label: `other` for types without a handler.
+
+        Providers add event types at will, and each label value is a new time series.
+        """
+        if (event.source, event.type) in self._handlers:
+            return event.type
+        return "other"
 
     async def _apply_in(self, session: AsyncSession, event: InboundEvent) -> Applied:
         handler = self._handlers.get((event.source, event.type))
@@ -349,10 +361,14 @@ class EventProcessor:
                 dedupe_key=event.dedupe_key,
                 error=str(error),
             )
-            metrics.webhook_events.labels(event.source, event.type, "unavailable").inc()
+            metrics.webhook_events.labels(
+                event.source, self.type_label(event), "unavailable"
+            ).inc()
             raise EventUnavailable(str(error)) from error
         metrics.spool_events.labels(event.source, reason).inc()
-        metrics.webhook_events.labels(event.source, event.type, "spooled").inc()
+        metrics.webhook_events.labels(
+            event.source, self.type_label(event), "spooled"
+        ).inc()
         logger.warning(
             "webhook event spooled", source=event.source, type=event.type, reason=reason
         )

@@ -2,7 +2,7 @@
 
 from renchi.db.models.accounts import ROLES, Membership, User, UserSession
 from renchi.db.models.base import Base
-from renchi.db.models.calls import Call, Recording
+from renchi.db.models.calls import Call, Recording, Transcript
 from renchi.db.models.events import Task, WebhookEvent
 from renchi.db.models.teams import PHONE_NUMBER_MODES, Agent, PhoneNumber, Team
 
@@ -17,6 +17,7 @@ __all__ = [
     "Recording",
     "Task",
     "Team",
+    "Transcript",
     "User",
     "UserSession",
     "WebhookEvent",

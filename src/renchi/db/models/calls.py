@@ -1,4 +1,4 @@
-"""Calls and their recordings."""
+"""Calls, their transcripts and their recordings."""
 
 from __future__ import annotations
 
@@ -18,7 +18,14 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from renchi.db.models.base import Base, created_at, json_object, updated_at, uuid_pk
+from renchi.db.models.base import (
+    Base,
+    JSONType,
+    created_at,
+    json_object,
+    updated_at,
+    uuid_pk,
+)
 
 
 class Call(Base):
@@ -63,6 +70,27 @@ class Call(Base):
     dynamic_variables: Mapped[json_object]
     error: Mapped[dict[str, Any] | None]
     details: Mapped[json_object]
+
+    created_at: Mapped[created_at]
+    updated_at: Mapped[updated_at]
+
+
+class Transcript(Base):
+    """The turns of a call's conversation with its agent, one row per call."""
+
+    __tablename__ = "transcripts"
+
+    id: Mapped[uuid_pk]
+    call_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("calls.id", ondelete="CASCADE"), unique=True
+    )
+    conversation_id: Mapped[str | None] = mapped_column(String(128))
+    # ElevenLabs' status of the conversation, such as `done` or `failed`.
+    status: Mapped[str | None] = mapped_column(String(32))
+    # Each turn: role, message (None on tool turns), time_in_call_secs,
+    # tool_calls and tool_results.
+    turns: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, default=list)
+    turn_count: Mapped[int] = mapped_column(Integer, default=0)
 
     created_at: Mapped[created_at]
     updated_at: Mapped[updated_at]
