@@ -49,4 +49,13 @@ async def status(request: Request) -> Response:
     return JSONResponse({"status": "accepted"})
 
 
-app = Starlette(routes=[Route("/api/webhooks/twilio/status", status, methods=["POST"])])
+async def healthz(request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+app = Starlette(
+    routes=[
+        Route("/api/webhooks/twilio/status", status, methods=["POST"]),
+        Route("/healthz", healthz),
+    ]
+)

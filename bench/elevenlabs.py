@@ -34,7 +34,6 @@ import os
 import platform
 import random
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -48,6 +47,9 @@ from pathlib import Path
 
 import httpx
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from harness import postgres_database, run_server
+
 MIB = 1024 * 1024
 WEBHOOK_SECRET = "bench-elevenlabs-webhook-secret"
 PERSONALIZATION_SECRET = "bench-personalization-secret"
@@ -57,9 +59,6 @@ NUMBER = "+14155550100"
 AGENT_ID = "agent_bench"
 CALLERS = [f"+1555000{index:04d}" for index in range(200)]
 FLOOR_RATIO = 1.5
-ADMIN_URL = os.environ.get(
-    "RENCHI_BENCH_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
 
 
 @dataclass(frozen=True)
@@ -243,50 +242,6 @@ async def measure_personalization_latency(
     )
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _wait_ready(base_url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"Server exited early; see {log}.")
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(base_url + "/healthz", timeout=1).status_code == 200:
-                return
-        time.sleep(0.1)
-    raise RuntimeError(f"Server did not become ready within 30 s; see {log}.")
-
-
-@contextlib.contextmanager
-def run_server(
-    command: list[str], env: dict[str, str], log: Path
-) -> Iterator[tuple[str, int]]:
-    """Start a server command on a free loopback port; yield its URL and process id."""
-    port = _free_port()
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            [*command, "--port", str(port)],
-            env=env,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-        base_url = f"http://127.0.0.1:{port}"
-        try:
-            _wait_ready(base_url, process, log)
-            yield base_url, process.pid
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-
-
 def renchi_env(database_url: str, var_dir: Path) -> dict[str, str]:
     return {
         **os.environ,
@@ -349,19 +304,8 @@ def database_url_for(use_postgres: bool, var_dir: Path) -> Iterator[str]:
     if not use_postgres:
         yield f"sqlite:///{var_dir / 'bench.db'}"
         return
-    import psycopg
-    from sqlalchemy.engine import make_url
-
-    name = f"renchi_bench_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield (
-            make_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-        )
-    finally:
-        with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with postgres_database() as url:
+        yield url
 
 
 def serve_naive(port: int) -> None:
@@ -502,7 +446,20 @@ async def run(arguments: argparse.Namespace) -> None:
         shutil.rmtree(work, ignore_errors=True)
 
 
+def default_arguments(*, postgres: bool) -> argparse.Namespace:
+    """Return the arguments `run` takes, at their defaults."""
+    return _parser().parse_args(["--postgres"] if postgres else [])
+
+
 def main() -> None:
+    arguments = _parser().parse_args()
+    if arguments.serve_naive:
+        serve_naive(arguments.port)
+        return
+    asyncio.run(run(arguments))
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--postgres",
@@ -521,11 +478,7 @@ def main() -> None:
     )
     parser.add_argument("--serve-naive", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
-    arguments = parser.parse_args()
-    if arguments.serve_naive:
-        serve_naive(arguments.port)
-        return
-    asyncio.run(run(arguments))
+    return parser
 
 
 if __name__ == "__main__":

@@ -20,12 +20,9 @@ import argparse
 import asyncio
 import itertools
 import os
-import socket
 import subprocess
 import sys
 import tempfile
-import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlencode
@@ -34,25 +31,18 @@ import psycopg
 from twilio.request_validator import RequestValidator
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import elevenlabs
+from harness import postgres_database, run_server
 from loadgen import Result, run_closed, run_open
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
-ADMIN_URL = os.environ.get(
-    "RENCHI_TEST_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
 AUTH_TOKEN = "bench-auth-token"
 PUBLIC_URL = "https://bench.example"
 PATH = "/api/webhooks/twilio/status"
 NUMBER = "+14155550100"
 CALLS = 2000
 STEADY_RATE = 200.0
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def signed_requests(port: int, prefix: str) -> Iterator[bytes]:
@@ -78,19 +68,6 @@ def signed_requests(port: int, prefix: str) -> Iterator[bytes]:
                 "Content-Type: application/x-www-form-urlencoded\r\n"
                 f"X-Twilio-Signature: {signature}\r\nContent-Length: {len(body)}\r\n\r\n"
             ).encode() + body
-
-
-def create_database() -> tuple[str, str]:
-    name = f"renchi_bench_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    base = ADMIN_URL.rsplit("/", 1)[0]
-    return name, f"{base}/{name}"
-
-
-def drop_database(name: str) -> None:
-    with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def prepare(url: str, workdir: Path) -> None:
@@ -157,34 +134,6 @@ def renchi_env(url: str, workdir: Path) -> dict[str, str]:
     }
 
 
-def start_server(
-    command: list[str], env: dict[str, str], port: int, log: Path
-) -> subprocess.Popen[bytes]:
-    handle = log.open("wb")
-    process = subprocess.Popen(
-        command, env=env, stdout=handle, stderr=subprocess.STDOUT, cwd=ROOT
-    )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return process
-        except OSError:
-            if process.poll() is not None:
-                raise RuntimeError(f"Server exited early; see {log}") from None
-            time.sleep(0.1)
-    process.kill()
-    raise RuntimeError(f"Server did not start within 30 s; see {log}")
-
-
-def stop_server(process: subprocess.Popen[bytes]) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-
-
 async def measure(
     port: int, prefix: str, *, seconds: float, connections: int
 ) -> tuple[Result, Result]:
@@ -213,16 +162,11 @@ def bench_target(
     workdir: Path,
     args: argparse.Namespace,
 ) -> tuple[Result, Result]:
-    port = free_port()
-    process = start_server(
-        [*command, "--port", str(port)], env, port, workdir / f"{name}.log"
-    )
-    try:
+    with run_server(command, env, workdir / f"{name}.log") as (base_url, _):
+        port = int(base_url.rsplit(":", 1)[1])
         return asyncio.run(
             measure(port, prefix, seconds=args.seconds, connections=args.connections)
         )
-    finally:
-        stop_server(process)
 
 
 def row(label: str, result: Result) -> str:
@@ -231,6 +175,70 @@ def row(label: str, result: Result) -> str:
         f"  {label:<28} {result.throughput:8.0f} req/s   p50 {result.percentile(0.5):6.2f} ms   "
         f"p99 {result.percentile(0.99):6.2f} ms   non-200: {errors}"
     )
+
+
+def run_twilio(args: argparse.Namespace) -> None:
+    """Measure the status webhook and the bare endpoint, and print the comparison."""
+    with (
+        postgres_database() as url,
+        tempfile.TemporaryDirectory(prefix="renchi-bench-") as folder,
+    ):
+        workdir = Path(folder)
+        prepare(url, workdir)
+        bare_env = {
+            **os.environ,
+            "BARE_DATABASE_URL": url.replace("postgresql://", "postgresql+psycopg://"),
+            "BARE_AUTH_TOKEN": AUTH_TOKEN,
+            "BARE_PUBLIC_URL": PUBLIC_URL,
+        }
+        bare_command = [
+            str(VENV_BIN / "uvicorn"),
+            "--app-dir",
+            str(ROOT / "bench"),
+            "bare_app:app",
+            "--host",
+            "127.0.0.1",
+            "--no-access-log",
+            "--log-level",
+            "warning",
+        ]
+        renchi_command = [str(VENV_BIN / "renchi"), "serve", "--host", "127.0.0.1"]
+        bare_full, bare_steady = bench_target(
+            "bare",
+            command=bare_command,
+            env=bare_env,
+            prefix="CB",
+            workdir=workdir,
+            args=args,
+        )
+        renchi_full, renchi_steady = bench_target(
+            "renchi",
+            command=renchi_command,
+            env=renchi_env(url, workdir),
+            prefix="CR",
+            workdir=workdir,
+            args=args,
+        )
+
+    ratio = (
+        renchi_full.throughput / bare_full.throughput if bare_full.throughput else 0.0
+    )
+    p99 = renchi_steady.percentile(0.99)
+    print(
+        f"Signed Twilio status webhook, {args.seconds:.0f} s per phase, "
+        f"{os.cpu_count()} CPUs, PostgreSQL on loopback"
+    )
+    print(f"Full load ({args.connections} connections, closed loop):")
+    print(row("bare Starlette endpoint", bare_full))
+    print(row("Renchi /api/webhooks/twilio/status", renchi_full))
+    print(f"Steady {STEADY_RATE:.0f} requests/s (open loop):")
+    print(row("bare Starlette endpoint", bare_steady))
+    print(row("Renchi /api/webhooks/twilio/status", renchi_steady))
+    print("Floors:")
+    verdict = "PASS" if ratio >= 0.5 else "FAIL"
+    print(f"  throughput ratio {ratio:.2f} (floor 0.50): {verdict}")
+    verdict = "PASS" if p99 < 50 else "FAIL"
+    print(f"  p99 at {STEADY_RATE:.0f} req/s {p99:.2f} ms (floor 50 ms): {verdict}")
 
 
 def main() -> int:
@@ -247,72 +255,19 @@ def main() -> int:
         default=32,
         help="Connections of the closed-loop phase.",
     )
+    parser.add_argument(
+        "--only",
+        choices=["twilio", "elevenlabs"],
+        default=None,
+        help="Run one part only; both run by default.",
+    )
     args = parser.parse_args()
 
-    name, url = create_database()
-    try:
-        with tempfile.TemporaryDirectory(prefix="renchi-bench-") as folder:
-            workdir = Path(folder)
-            prepare(url, workdir)
-            bare_env = {
-                **os.environ,
-                "BARE_DATABASE_URL": url.replace(
-                    "postgresql://", "postgresql+psycopg://"
-                ),
-                "BARE_AUTH_TOKEN": AUTH_TOKEN,
-                "BARE_PUBLIC_URL": PUBLIC_URL,
-            }
-            bare_command = [
-                str(VENV_BIN / "uvicorn"),
-                "--app-dir",
-                str(ROOT / "bench"),
-                "bare_app:app",
-                "--host",
-                "127.0.0.1",
-                "--no-access-log",
-                "--log-level",
-                "warning",
-            ]
-            renchi_command = [str(VENV_BIN / "renchi"), "serve", "--host", "127.0.0.1"]
-            bare_full, bare_steady = bench_target(
-                "bare",
-                command=bare_command,
-                env=bare_env,
-                prefix="CB",
-                workdir=workdir,
-                args=args,
-            )
-            renchi_full, renchi_steady = bench_target(
-                "renchi",
-                command=renchi_command,
-                env=renchi_env(url, workdir),
-                prefix="CR",
-                workdir=workdir,
-                args=args,
-            )
-    finally:
-        drop_database(name)
-
-    ratio = (
-        renchi_full.throughput / bare_full.throughput if bare_full.throughput else 0.0
-    )
-    p99 = renchi_steady.percentile(0.99)
-    print(
-        f"Signed Twilio status webhook, {args.seconds:.0f} s per phase, {os.cpu_count()} CPUs, PostgreSQL on loopback"
-    )
-    print(f"Full load ({args.connections} connections, closed loop):")
-    print(row("bare Starlette endpoint", bare_full))
-    print(row("Renchi /api/webhooks/twilio/status", renchi_full))
-    print(f"Steady {STEADY_RATE:.0f} requests/s (open loop):")
-    print(row("bare Starlette endpoint", bare_steady))
-    print(row("Renchi /api/webhooks/twilio/status", renchi_steady))
-    print("Floors:")
-    print(
-        f"  throughput ratio {ratio:.2f} (floor 0.50): {'PASS' if ratio >= 0.5 else 'FAIL'}"
-    )
-    print(
-        f"  p99 at {STEADY_RATE:.0f} req/s {p99:.2f} ms (floor 50 ms): {'PASS' if p99 < 50 else 'FAIL'}"
-    )
+    if args.only in (None, "twilio"):
+        run_twilio(args)
+    if args.only in (None, "elevenlabs"):
+        print()
+        asyncio.run(elevenlabs.run(elevenlabs.default_arguments(postgres=True)))
     return 0
 
 
