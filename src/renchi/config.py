@@ -53,7 +53,7 @@ class Settings(BaseSettings):
     log_format: Literal["json", "console"] | None = None
 
     database_url: str | None = None
-    database_timeout_seconds: float = Field(default=5.0, gt=0)
+    database_timeout_seconds: float = Field(default=3.0, gt=0)
     database_pool_size: int = Field(default=10, ge=1)
 
     public_url: str | None = None
