@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import pytest
 from sqlalchemy import func, select
-from sqlalchemy.engine import make_url
 
-from renchi.config import Settings
-from renchi.db.engine import Database, create_database
+from renchi.db.engine import Database
 from renchi.db.models import Call, WebhookEvent
 from tests.conftest import AppFactory, metric
 from tests.support.factories import call_by_sid, team_with_number
@@ -22,29 +18,6 @@ from tests.support.twilio import post_signed, status_params, voice_params
 NUMBER = "+14155550100"
 STATUS_PATH = "/api/webhooks/twilio/status"
 VOICE_PATH = "/api/webhooks/twilio/voice"
-
-
-@pytest.fixture
-async def proxy(postgres_url: str) -> AsyncIterator[TcpProxy]:
-    url = make_url(postgres_url)
-    proxy = TcpProxy(url.host or "127.0.0.1", url.port or 5432)
-    await proxy.start()
-    try:
-        yield proxy
-    finally:
-        await proxy.close()
-
-
-@pytest.fixture
-async def proxied_database(
-    settings: Settings, postgres_url: str, proxy: TcpProxy
-) -> AsyncIterator[Database]:
-    url = make_url(postgres_url).set(host="127.0.0.1", port=proxy.port)
-    database = create_database(settings, url=url.render_as_string(hide_password=False))
-    try:
-        yield database
-    finally:
-        await database.dispose()
 
 
 async def count_events(database: Database) -> dict[str, int]:

@@ -3,8 +3,8 @@
 `CallState` is a plain snapshot of the columns a status callback changes,
 read and written with prebuilt Core statements. Status callbacks are the most
 frequent webhook, and skipping the ORM's unit of work there cuts their cost
-markedly (bench/webhooks.py measures the endpoint). `CallFields` is what the
-shared update rules need, which both `CallState` and the ORM `Call` provide.
+markedly (bench/webhooks.py measures the endpoint). `CallState` provides the
+`records.CallFields` that the shared update rules need, as the ORM `Call` does.
 """
 
 from __future__ import annotations
@@ -13,56 +13,15 @@ import functools
 import uuid
 from dataclasses import dataclass, field, fields
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 from sqlalchemy import Table, Update, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from renchi.calls.records import insert_call_unless_present
 from renchi.db.models import Call
 from renchi.db.models.base import utcnow
-from renchi.db.upsert import insert_for
 from renchi.webhooks.intake import FinalUpdate
-
-
-class CallFields(Protocol):
-    """The call columns that the shared update rules read and write."""
-
-    team_id: uuid.UUID | None
-    agent_id: uuid.UUID | None
-    mode: str | None
-    status: str | None
-    from_number: str | None
-    to_number: str | None
-    direction: str | None
-    started_at: datetime | None
-    answered_at: datetime | None
-    ended_at: datetime | None
-    duration_seconds: int | None
-    details: dict[str, Any]
-
-
-async def lock_call_by_sid(
-    session: AsyncSession, call_sid: str, *, defaults: dict[str, Any]
-) -> tuple[Call, bool]:
-    """Return the call with `call_sid`, locked for update, creating it from `defaults`.
-
-    The second value tells whether this transaction created it. Two concurrent
-    first events for one call both end up with the same row: the loser's insert
-    does nothing, and its select waits for the winner's lock.
-    """
-    query = select(Call).where(Call.call_sid == call_sid).with_for_update()
-    call = await session.scalar(query)
-    if call is not None:
-        return call, False
-    result = await session.execute(
-        insert_for(session, Call)
-        .values(id=uuid.uuid4(), call_sid=call_sid, **defaults)
-        .on_conflict_do_nothing(index_elements=["call_sid"])
-    )
-    created = result.rowcount == 1  # type: ignore[attr-defined]
-    call = await session.scalar(query.execution_options(populate_existing=True))
-    assert call is not None, "A call row exists after its insert."
-    return call, created
 
 
 @dataclass
@@ -118,13 +77,9 @@ async def lock_call_state(
     row = (await connection.execute(_SELECT_STATE, {"call_sid": call_sid})).first()
     created = False
     if row is None:
-        result = await connection.execute(
-            insert_for(session, Call)
-            .values(id=uuid.uuid4(), call_sid=call_sid, **defaults)
-            .on_conflict_do_nothing(index_elements=["call_sid"])
-            .returning(_calls.c.id)
+        created = await insert_call_unless_present(
+            session, {"call_sid": call_sid, **defaults}, key="call_sid"
         )
-        created = result.first() is not None
         row = (await connection.execute(_SELECT_STATE, {"call_sid": call_sid})).one()
     return CallState(**row._mapping), created
 

@@ -12,15 +12,14 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
-from sqlalchemy import delete, select, update
+from sqlalchemy import Table, delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from renchi.calls import statuses
-from renchi.calls.call_state import CallFields
 from renchi.calls.routing import Route
 from renchi.db.models import Agent, Call, Recording, Transcript, WebhookEvent
 from renchi.db.upsert import insert_for
@@ -44,6 +43,26 @@ _FILLED_FIELDS = (
 )
 
 
+class CallFields(Protocol):
+    """The call columns that the shared update rules read and write."""
+
+    team_id: uuid.UUID | None
+    agent_id: uuid.UUID | None
+    mode: str | None
+    status: str | None
+    from_number: str | None
+    to_number: str | None
+    direction: str | None
+    started_at: datetime | None
+    answered_at: datetime | None
+    ended_at: datetime | None
+    duration_seconds: int | None
+    details: dict[str, Any]
+
+
+_calls: Table = Call.__table__  # type: ignore[assignment]
+
+
 async def lock_call_by_sid(
     session: AsyncSession, call_sid: str, *, defaults: dict[str, Any]
 ) -> tuple[Call, bool]:
@@ -57,7 +76,7 @@ async def lock_call_by_sid(
     call = await session.scalar(query)
     if call is not None:
         return call, False
-    created = await _insert_unless_present(
+    created = await insert_call_unless_present(
         session, {"call_sid": call_sid, **defaults}, key="call_sid"
     )
     call = await session.scalar(query.execution_options(populate_existing=True))
@@ -65,7 +84,7 @@ async def lock_call_by_sid(
     return call, created
 
 
-async def _insert_unless_present(
+async def insert_call_unless_present(
     session: AsyncSession, values: dict[str, Any], *, key: str
 ) -> bool:
     """Insert a call unless one with the same unique `key` exists; return whether it did.
@@ -73,13 +92,14 @@ async def _insert_unless_present(
     RETURNING yields a row only when the insert happened. The row count cannot
     be used, because it reads -1 with psycopg 3.3 under SQLAlchemy 2.1.
     """
-    inserted = await session.scalar(
-        insert_for(session, Call)
+    connection = await session.connection()
+    result = await connection.execute(
+        insert_for(session, _calls)
         .values(id=uuid.uuid4(), **values)
         .on_conflict_do_nothing(index_elements=[key])
-        .returning(Call.id)
+        .returning(_calls.c.id)
     )
-    return inserted is not None
+    return result.first() is not None
 
 
 def attribute(call: CallFields, route: Route | None) -> None:
@@ -171,7 +191,7 @@ async def _lock_call_by_conversation_only(
     call = await session.scalar(query)
     if call is not None:
         return call, False
-    created = await _insert_unless_present(
+    created = await insert_call_unless_present(
         session, {"conversation_id": conversation_id, **defaults}, key="conversation_id"
     )
     call = await session.scalar(query.execution_options(populate_existing=True))

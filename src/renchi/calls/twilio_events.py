@@ -14,8 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from renchi.adapters.twilio import TwilioClient
 from renchi.calls import statuses
-from renchi.calls.call_state import CallFields, call_state_update, lock_call_state
-from renchi.calls.records import attribute, fill_earliest, lock_call_by_sid
+from renchi.calls.call_state import call_state_update, lock_call_state
+from renchi.calls.records import CallFields, attribute, fill_earliest, lock_call_by_sid
 from renchi.calls.routing import Route, RouteCache, lookup_route
 from renchi.calls.variables import compute_variables
 from renchi.db.models import Recording
