@@ -67,7 +67,9 @@ def create_database(settings: Settings, *, url: str | None = None) -> Database:
         # psycopg takes whole seconds and treats 0 as "wait forever".
         options["connect_args"] = {"connect_timeout": max(1, round(timeout))}
 
-    engine = create_async_engine(resolved, **options)
+    # Error messages and logs never show bound values: they carry phone
+    # numbers, transcripts and summaries.
+    engine = create_async_engine(resolved, hide_parameters=True, **options)
     if engine.dialect.name == "sqlite":
         _configure_sqlite(engine)
     return Database(engine)

@@ -99,12 +99,16 @@ EventHandler = Callable[[AsyncSession, InboundEvent], Awaitable[Applied]]
 
 @dataclass
 class Processed:
-    status: Literal["applied", "duplicate", "spooled", "unavailable"]
+    # stored: kept with outcome `failed` because its handler raised.
+    status: Literal["applied", "duplicate", "spooled", "stored", "unavailable"]
     applied: Applied | None = None
     # For a duplicate: what the first delivery stored.
     stored_response: str | None = None
     stored_call_id: uuid.UUID | None = None
     error: BaseException | None = field(default=None, repr=False)
+
+
+FAILED = "failed"
 
 
 class EventUnavailable(Exception):
@@ -257,13 +261,56 @@ class EventProcessor:
             if is_unavailable(error):
                 self.health.mark_down(error)
                 log.warning("database unavailable for webhook event", error=repr(error))
-                reason = "database_unavailable"
-            else:
-                log.exception("applying webhook event failed")
-                reason = "error"
-            return await self._on_failure(event, error, spool_on_failure, reason=reason)
+                return await self._on_failure(
+                    event, error, spool_on_failure, reason="database_unavailable"
+                )
+            log.exception("applying webhook event failed")
+            stored = await self.store_unapplied(event)
+            if stored is not None:
+                return stored
+            return await self._on_failure(
+                event, error, spool_on_failure, reason="error"
+            )
         self.health.mark_up()
         return processed
+
+    async def store_unapplied(self, event: InboundEvent) -> Processed | None:
+        """Keep an event whose handler failed as a row with outcome `failed`.
+
+        A payload the handler cannot apply (a bug, or a value no column takes)
+        must not be lost, and must not be retried forever either: the row keeps
+        it, deduplicated like any event, for an operator to inspect. Returns
+        None when even that fails.
+        """
+
+        async def store() -> int | None:
+            async with self._database.transaction() as session:
+                return await _insert_event(
+                    session, event, Applied(call_id=None, outcome=FAILED)
+                )
+
+        try:
+            inserted = await bounded(store(), self._timeout)
+        except Exception as error:
+            logger.warning(
+                "storing the unapplied webhook event failed",
+                source=event.source,
+                type=event.type,
+                error=type(error).__name__,
+            )
+            return None
+        label = self.type_label(event)
+        if inserted is None:
+            metrics.webhook_events.labels(event.source, label, "duplicate").inc()
+            return Processed(status="duplicate")
+        metrics.webhook_events.labels(event.source, label, FAILED).inc()
+        logger.error(
+            "webhook event stored without being applied",
+            source=event.source,
+            type=event.type,
+            event_id=inserted,
+        )
+        return Processed(status="stored")
 
     async def apply(self, event: InboundEvent) -> Processed:
         """Apply `event` in one transaction; raise whatever the database raises."""

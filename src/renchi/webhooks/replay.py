@@ -86,7 +86,14 @@ class SpoolReplayer:
                     logger.exception(
                         "spooled event failed to apply", path=path.name, type=event.type
                     )
-                    moved = self._spool.record_failure(path, record, repr(error))
+                    if await self._processor.store_unapplied(event) is not None:
+                        self._spool.remove(path)
+                        metrics.spool_replayed.labels(event.source, "failed").inc()
+                        result.failed += 1
+                        continue
+                    moved = self._spool.record_failure(
+                        path, record, type(error).__name__
+                    )
                     metrics.spool_replayed.labels(event.source, "failed").inc()
                     result.failed += 1
                     if moved:

@@ -7,19 +7,15 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import (
-    ForeignKey,
-    Index,
-    Integer,
-    Numeric,
-    String,
-    Text,
-    UniqueConstraint,
-)
+from sqlalchemy import ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from renchi.db.models.base import (
     Base,
+    BoundedInteger,
+    BoundedNumeric,
+    BoundedString,
+    CleanText,
     JSONType,
     created_at,
     json_object,
@@ -48,23 +44,23 @@ class Call(Base):
     )
     call_sid: Mapped[str | None] = mapped_column(String(64), unique=True)
     conversation_id: Mapped[str | None] = mapped_column(String(128), unique=True)
-    direction: Mapped[str | None] = mapped_column(String(32))
-    from_number: Mapped[str | None] = mapped_column(String(64))
-    to_number: Mapped[str | None] = mapped_column(String(64))
-    mode: Mapped[str | None] = mapped_column(String(32))
+    direction: Mapped[str | None] = mapped_column(BoundedString(32))
+    from_number: Mapped[str | None] = mapped_column(BoundedString(64))
+    to_number: Mapped[str | None] = mapped_column(BoundedString(64))
+    mode: Mapped[str | None] = mapped_column(BoundedString(32))
 
     # Twilio's CallStatus of the telephone leg; it only moves forward.
-    status: Mapped[str | None] = mapped_column(String(32))
-    outcome: Mapped[str | None] = mapped_column(String(16))
-    failure_reason: Mapped[str | None] = mapped_column(String(200))
-    termination_reason: Mapped[str | None] = mapped_column(Text)
-    summary: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str | None] = mapped_column(BoundedString(32))
+    outcome: Mapped[str | None] = mapped_column(BoundedString(16))
+    failure_reason: Mapped[str | None] = mapped_column(BoundedString(200))
+    termination_reason: Mapped[str | None] = mapped_column(CleanText)
+    summary: Mapped[str | None] = mapped_column(CleanText)
 
     started_at: Mapped[datetime | None]
     answered_at: Mapped[datetime | None]
     ended_at: Mapped[datetime | None]
-    duration_seconds: Mapped[int | None] = mapped_column(Integer)
-    cost: Mapped[Decimal | None] = mapped_column(Numeric(14, 6))
+    duration_seconds: Mapped[int | None] = mapped_column(BoundedInteger)
+    cost: Mapped[Decimal | None] = mapped_column(BoundedNumeric(14, 6))
 
     analysis: Mapped[json_object]
     dynamic_variables: Mapped[json_object]
@@ -84,9 +80,9 @@ class Transcript(Base):
     call_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("calls.id", ondelete="CASCADE"), unique=True
     )
-    conversation_id: Mapped[str | None] = mapped_column(String(128))
+    conversation_id: Mapped[str | None] = mapped_column(BoundedString(128))
     # ElevenLabs' status of the conversation, such as `done` or `failed`.
-    status: Mapped[str | None] = mapped_column(String(32))
+    status: Mapped[str | None] = mapped_column(BoundedString(32))
     # Each turn: role, message (None on tool turns), time_in_call_secs,
     # tool_calls and tool_results.
     turns: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, default=list)
@@ -106,20 +102,20 @@ class Recording(Base):
     call_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("calls.id", ondelete="CASCADE"), index=True
     )
-    source: Mapped[str] = mapped_column(String(32))
+    source: Mapped[str] = mapped_column(BoundedString(32))
     external_id: Mapped[str] = mapped_column(String(128))
-    status: Mapped[str | None] = mapped_column(String(32))
-    source_url: Mapped[str | None] = mapped_column(Text)
-    duration_seconds: Mapped[int | None] = mapped_column(Integer)
-    channels: Mapped[int | None] = mapped_column(Integer)
+    status: Mapped[str | None] = mapped_column(BoundedString(32))
+    source_url: Mapped[str | None] = mapped_column(CleanText)
+    duration_seconds: Mapped[int | None] = mapped_column(BoundedInteger)
+    channels: Mapped[int | None] = mapped_column(BoundedInteger)
     started_at: Mapped[datetime | None]
 
     # pending, stored, rejected, failed or deleted.
-    media_status: Mapped[str] = mapped_column(String(16), default="pending")
-    media_error: Mapped[str | None] = mapped_column(Text)
-    storage_key: Mapped[str | None] = mapped_column(Text)
-    content_type: Mapped[str | None] = mapped_column(String(64))
-    size_bytes: Mapped[int | None] = mapped_column(Integer)
+    media_status: Mapped[str] = mapped_column(BoundedString(16), default="pending")
+    media_error: Mapped[str | None] = mapped_column(CleanText)
+    storage_key: Mapped[str | None] = mapped_column(CleanText)
+    content_type: Mapped[str | None] = mapped_column(BoundedString(64))
+    size_bytes: Mapped[int | None] = mapped_column(BoundedInteger)
     stored_at: Mapped[datetime | None]
     deleted_at: Mapped[datetime | None]
 

@@ -132,6 +132,9 @@ async def _answer_voice(
             followup: VoiceFollowup = processed.applied.followup
             answer = await _answer(runtime, followup, timeout)
             await _record_answer(runtime, event, answer)
+        elif processed.status == "stored":
+            # Kept unapplied: the caller is still routed, from the last known routes.
+            answer = await _answer_from_cache(runtime, event, timeout)
         else:
             answer = await _answer_without_database(runtime, event, timeout)
     except BaseException:
@@ -174,12 +177,19 @@ async def _answer_without_database(
         await runtime.processor.spool(event, reason="database_unavailable")
     except EventUnavailable as error:
         raise unavailable() from error
+    return await _answer_from_cache(runtime, event, timeout)
+
+
+async def _answer_from_cache(
+    runtime: Runtime, event: InboundEvent, timeout: float
+) -> VoiceAnswer:
+    """Route the call from the in-memory copy of the number table, without history."""
     payload = event.payload
     from_number = str(payload.get("From") or "")
     to_number = str(payload.get("To") or "")
     route = runtime.routes.get(to_number)
     logger.warning(
-        "routing call without the database",
+        "routing call from the in-memory number table",
         cached_route=route is not None,
         cached_numbers=len(runtime.routes),
     )
