@@ -122,3 +122,35 @@ def test_migration_state_current() -> None:
         MigrationState(current=head_revision(), head=head_revision()).status
         == "current"
     )
+
+
+async def test_trailing_slash_is_404_not_redirect(client: httpx.AsyncClient) -> None:
+    response = await client.get("/api/calls/", headers={"host": "evil.example"})
+
+    assert response.status_code == 404
+    assert "location" not in response.headers
+    assert response.json()["code"] == "NOT_FOUND"
+
+
+async def test_unhandled_error_is_logged_once(
+    make_client: AppFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # ASGITransport raises whatever the application re-raises, so getting a
+    # response at all shows the error stops at the middleware.
+    async with make_client() as (client, runtime):
+
+        async def explode(event):  # type: ignore[no-untyped-def]
+            raise RuntimeError("boom")
+
+        runtime.processor.process = explode  # type: ignore[method-assign]
+        response = await post_signed(
+            client,
+            "/api/webhooks/twilio/status",
+            status_params("CA-boom", "ringing", sequence=0, to="+14155550100"),
+        )
+
+    assert response.status_code == 500
+    assert response.json() == {"error": "Internal server error.", "code": "INTERNAL_ERROR"}
+    assert "boom" not in response.text
+    captured = capsys.readouterr()
+    assert (captured.out + captured.err).count("unhandled error") == 1

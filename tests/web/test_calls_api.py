@@ -307,6 +307,8 @@ async def stored_recording(
         ("bytes=10200-99999", (206, "bytes 10200-10239/10240", AUDIO[10200:])),
         ("bytes=0-1,5-9", (200, None, AUDIO)),
         ("items=0-1", (200, None, AUDIO)),
+        ("bytes=" + "9" * 5000 + "-", (200, None, AUDIO)),
+        ("bytes=-" + "9" * 5000, (200, None, AUDIO)),
     ],
 )
 async def test_recording_range(

@@ -24,7 +24,12 @@ def configure_logging(*, level: str = "INFO", format: str = "json") -> None:
     ]
     renderer: structlog.typing.Processor
     if format == "console":
-        renderer = structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+        # Plain tracebacks: the rich ones print local variables, which hold
+        # payloads, phone numbers and settings.
+        renderer = structlog.dev.ConsoleRenderer(
+            colors=sys.stderr.isatty(),
+            exception_formatter=structlog.dev.plain_traceback,
+        )
     else:
         renderer = structlog.processors.JSONRenderer()
 

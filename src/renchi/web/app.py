@@ -91,6 +91,9 @@ def create_app(
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
     )
+    # An unknown path with or without a trailing slash is a 404, never a
+    # redirect built from the request's Host header.
+    app.router.redirect_slashes = False
     app.state.voice_answers = VoiceAnswers()
     app.state.rate_limiter = RateLimiter(settings)
     return app

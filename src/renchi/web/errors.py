@@ -101,18 +101,21 @@ async def handle_payload_too_large(request: Request, error: Exception) -> Respon
     return error_response("PAYLOAD_TOO_LARGE", str(error))
 
 
-async def handle_unexpected(request: Request, error: Exception) -> Response:
+def unexpected_error_response(error: Exception, *, path: str) -> Response:
+    """Log an error no handler took and return its answer: 503 for the database, else 500."""
     if is_unavailable(error):
-        logger.warning(
-            "database unavailable", path=request.url.path, error=type(error).__name__
-        )
+        logger.warning("database unavailable", path=path, error=type(error).__name__)
         return error_response(
             "UNAVAILABLE",
             "The service is temporarily unavailable; retry later.",
             headers={"Retry-After": "5"},
         )
-    logger.error("unhandled error", path=request.url.path, exc_info=error)
+    logger.error("unhandled error", path=path, exc_info=error)
     return error_response("INTERNAL_ERROR", "Internal server error.")
+
+
+async def handle_unexpected(request: Request, error: Exception) -> Response:
+    return unexpected_error_response(error, path=request.url.path)
 
 
 EXCEPTION_HANDLERS = {

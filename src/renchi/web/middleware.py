@@ -15,7 +15,11 @@ import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from renchi.observability import metrics
-from renchi.web.errors import PayloadTooLarge, error_response
+from renchi.web.errors import (
+    PayloadTooLarge,
+    error_response,
+    unexpected_error_response,
+)
 
 logger = structlog.get_logger("renchi.web.access")
 
@@ -41,11 +45,13 @@ class RequestContextMiddleware:
         request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
         path = scope["path"]
         status_code = 500
+        response_started = False
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status_code
+            nonlocal status_code, response_started
             if message["type"] == "http.response.start":
                 status_code = message["status"]
+                response_started = True
                 message.setdefault("headers", [])
                 message["headers"] = [
                     *message["headers"],
@@ -70,6 +76,16 @@ class RequestContextMiddleware:
                 await response(scope, receive, send_with_id)
             else:
                 await self.app(scope, _limited(receive, limit), send_with_id)
+        except Exception as error:
+            # Answered and logged here once; re-raising would make the server
+            # log the same error again as a bare traceback.
+            if response_started:
+                logger.error(
+                    "error after the answer started", path=path, exc_info=error
+                )
+            else:
+                answer = unexpected_error_response(error, path=path)
+                await answer(scope, receive, send_with_id)
         finally:
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"

@@ -27,7 +27,9 @@ logger = structlog.get_logger(__name__)
 
 CHUNK_BYTES = 64 * 1024
 DEFAULT_CONTENT_TYPE = "audio/mpeg"
-_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+# Up to 18 digits, so positions stay far below any int limit; a longer number
+# makes the header invalid, and an invalid Range header is ignored.
+_RANGE = re.compile(r"^bytes=(\d{0,18})-(\d{0,18})$")
 
 
 class RangeNotSatisfiable(Exception):
