@@ -6,6 +6,7 @@ import httpx
 import pytest
 
 from renchi.db.migrate import MigrationState, head_revision
+from renchi.web import errors as web_errors
 from tests.conftest import AppFactory
 from tests.support.twilio import post_signed, status_params
 
@@ -133,10 +134,20 @@ async def test_trailing_slash_is_404_not_redirect(client: httpx.AsyncClient) -> 
 
 
 async def test_unhandled_error_is_logged_once(
-    make_client: AppFactory, capsys: pytest.CaptureFixture[str]
+    make_client: AppFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # ASGITransport raises whatever the application re-raises, so getting a
     # response at all shows the error stops at the middleware.
+    logged: list[str] = []
+
+    class Recorder:
+        def error(self, event: str, **fields: object) -> None:
+            logged.append(event)
+
+        def warning(self, event: str, **fields: object) -> None:
+            logged.append(event)
+
+    monkeypatch.setattr(web_errors, "logger", Recorder())
     async with make_client() as (client, runtime):
 
         async def explode(event):  # type: ignore[no-untyped-def]
@@ -150,7 +161,9 @@ async def test_unhandled_error_is_logged_once(
         )
 
     assert response.status_code == 500
-    assert response.json() == {"error": "Internal server error.", "code": "INTERNAL_ERROR"}
+    assert response.json() == {
+        "error": "Internal server error.",
+        "code": "INTERNAL_ERROR",
+    }
     assert "boom" not in response.text
-    captured = capsys.readouterr()
-    assert (captured.out + captured.err).count("unhandled error") == 1
+    assert logged == ["unhandled error"]
