@@ -70,6 +70,8 @@ class Settings(BaseSettings):
     signature_tolerance_seconds: int = Field(default=1800, ge=1)
     # A one-hour call's audio is about 80 MB once base64-encoded.
     max_audio_body_bytes: int = Field(default=256 * MIB, ge=1024)
+    # Post-call bodies read at once per process; more wait, then get 503.
+    max_concurrent_audio_bodies: int = Field(default=8, ge=1)
     personalization_secret: SecretStr | None = None
     register_call_timeout_seconds: float = Field(default=5.0, gt=0, le=12)
 

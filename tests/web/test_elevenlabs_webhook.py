@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import os
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +16,8 @@ from sqlalchemy import func, select
 from renchi.adapters.storage import AtomicWriter
 from renchi.db.engine import Database
 from renchi.db.models import Call, Recording, Transcript, WebhookEvent
-from tests.conftest import metric
+from renchi.web.webhooks import elevenlabs as elevenlabs_route
+from tests.conftest import AppFactory, metric
 from tests.support.elevenlabs import (
     START_TIME,
     audio_event,
@@ -805,3 +808,32 @@ async def test_audio_limit_applies_to_post_call_path_only(
     assert too_large.status_code == 413
     assert too_large.json()["code"] == "PAYLOAD_TOO_LARGE"
     assert other_path.status_code == 413
+
+
+async def test_busy_body_slots_answer_503(
+    make_client: AppFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(elevenlabs_route, "SLOT_WAIT_SECONDS", 0.2)
+    release = asyncio.Event()
+
+    async def slow_body() -> AsyncIterator[bytes]:
+        yield b'{"type": "post_call_audio", "data": {"full_audio": "AAAA'
+        await release.wait()
+        yield b'"}}'
+
+    async with make_client(max_concurrent_audio_bodies=1) as (client, _):
+        first = asyncio.create_task(
+            client.post(
+                "/api/webhooks/elevenlabs",
+                content=slow_body(),
+                headers={"elevenlabs-signature": f"t={int(time.time())},v0={'0' * 64}"},
+            )
+        )
+        await asyncio.sleep(0.1)
+        second = await post_event(client, transcription("conv_busy"))
+        release.set()
+        first_response = await first
+
+    assert second.status_code == 503
+    assert second.json()["code"] == "UNAVAILABLE"
+    assert first_response.status_code == 401

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -95,5 +96,6 @@ def create_app(
     # redirect built from the request's Host header.
     app.router.redirect_slashes = False
     app.state.voice_answers = VoiceAnswers()
+    app.state.post_call_slots = asyncio.Semaphore(settings.max_concurrent_audio_bodies)
     app.state.rate_limiter = RateLimiter(settings)
     return app

@@ -19,7 +19,11 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from renchi.adapters.elevenlabs_signature import SIGNATURE_HEADER, InvalidSignature
+from renchi.adapters.elevenlabs_signature import (
+    SIGNATURE_HEADER,
+    InvalidSignature,
+    SignatureCheck,
+)
 from renchi.adapters.storage import AtomicWriter, Storage
 from renchi.calls.elevenlabs_events import (
     AUDIO,
@@ -33,6 +37,7 @@ from renchi.calls.elevenlabs_events import (
 )
 from renchi.config import MIB
 from renchi.observability import metrics
+from renchi.runtime import Runtime
 from renchi.web.errors import ApiError, PayloadTooLarge
 from renchi.web.webhooks.pipeline import (
     acknowledge,
@@ -55,6 +60,8 @@ POST_CALL_PATH = "/api/webhooks/elevenlabs"
 # Everything in a post-call body except its audio is parsed in memory. A
 # 2,000-turn transcript takes about a megabyte.
 MAX_EVENT_JSON_BYTES = 32 * MIB
+# How long a post-call request waits for one of the body slots before a 503.
+SLOT_WAIT_SECONDS = 10.0
 _INCOMING_FOLDER = "incoming"
 
 
@@ -122,6 +129,25 @@ async def post_call_webhook(request: Request) -> Response:
     except InvalidSignature as error:
         raise reject_signature(SOURCE, str(error)) from error
 
+    # The signature covers the whole body, so a forged request is only known
+    # as such at its end; bounding the bodies read at once bounds the disk and
+    # memory that unverified requests can take.
+    slots: asyncio.Semaphore = request.app.state.post_call_slots
+    try:
+        await asyncio.wait_for(slots.acquire(), SLOT_WAIT_SECONDS)
+    except TimeoutError as error:
+        metrics.webhook_events.labels(SOURCE, "unknown", "busy").inc()
+        logger.warning("post-call body refused: too many bodies in progress")
+        raise unavailable() from error
+    try:
+        return await _receive(request, runtime, check)
+    finally:
+        slots.release()
+
+
+async def _receive(
+    request: Request, runtime: Runtime, check: SignatureCheck
+) -> Response:
     with _AudioUpload(runtime.storage) as upload:
         scanner = AudioBodyScanner(
             open_sink=upload.open_sink, max_skeleton_bytes=MAX_EVENT_JSON_BYTES
