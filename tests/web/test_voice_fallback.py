@@ -14,9 +14,10 @@ from renchi.db.engine import Database
 from renchi.db.models import Team
 from renchi.teams.settings import update_settings
 from tests.conftest import AppFactory, metric
+from tests.support.accounts import bearer, login, make_user
 from tests.support.factories import call_by_sid, team_with_number
 from tests.support.fakes import FakeElevenLabs
-from tests.support.servers import free_port, serve_app
+from tests.support.servers import TcpProxy, free_port, serve_app
 from tests.support.twilio import post_signed, voice_params
 
 NUMBER = "+14155550100"
@@ -137,6 +138,41 @@ async def test_cleared_fallback_answers_unavailable(
 
     assert UNAVAILABLE in response.text
     assert "<Dial>" not in response.text
+
+
+async def test_fallback_set_by_api_routes_without_database(
+    make_client: AppFactory,
+    database: Database,
+    proxied_database: Database,
+    proxy: TcpProxy,
+) -> None:
+    team = await team_with_number(database, number=NUMBER)
+    await make_user(database, "owner@example.com", team=team, role="owner")
+    fake = FakeElevenLabs(behaviour="error")
+    async with (
+        serve_app(fake.app()) as url,
+        make_client(
+            runtime_database=proxied_database,
+            elevenlabs_api_url=url,
+            elevenlabs_api_key="xi-test",
+        ) as (client, runtime),
+    ):
+        token = await login(client, "owner@example.com")
+        changed = await client.patch(
+            "/api/teams/acme-dental/settings",
+            json={"fallback_number": FALLBACK},
+            headers=bearer(token),
+        )
+        cached = runtime.routes.get(NUMBER)
+        proxy.cut()
+        response = await post_signed(client, VOICE_PATH, voice_params("CA6", to=NUMBER))
+        proxy.restore()
+
+    assert changed.status_code == 200, changed.text
+    assert cached is not None
+    assert cached.fallback_number == FALLBACK
+    assert response.status_code == 200
+    assert response.text == dial_twiml(FALLBACK)
 
 
 def test_fallback_to_called_number_is_skipped() -> None:

@@ -34,7 +34,7 @@ _RouteRow = Row[str, str, uuid.UUID, str, str, uuid.UUID, str, str | None]
 def _route_query() -> Select[str, str, uuid.UUID, str, str, uuid.UUID, str, str | None]:
     # The fallback number comes from the team's settings row, read here with
     # the route so the voice webhook needs one query while the phone rings.
-    # A team without a row has no fallback number, as `teams.settings` says.
+    # A team without a row has no fallback number, the default in `teams.settings`.
     return (
         select(
             PhoneNumber.number,
@@ -109,6 +109,9 @@ class RouteCache:
             self._routes[number] = route
 
     def replace(self, routes: dict[str, Route]) -> None:
+        # NOTE: a full refresh that read the table just before a number was
+        # released can put that number back until the next refresh. The copy
+        # is read only while the database is unreachable.
         self._routes = dict(routes)
         self.loaded = True
 
