@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from renchi.accounts.roles import team_access
+from renchi.calls.legal_holds import place_legal_hold
 from renchi.db.engine import Database
 from renchi.db.models import Call, Recording, User
 from renchi.errors import Forbidden, NotFound
@@ -63,6 +64,15 @@ ENDPOINTS = {
         "/api/teams/acme-dental/phone-numbers/%2B14155550100",
         (401, 403, 204, 204, 404, 204),
     ),
+    "place_hold": Endpoint(
+        "POST",
+        "/api/calls/{call}/legal-hold",
+        (401, 403, 201, 201, 404, 201),
+        body={"reason": "Litigation hold, case 2026-114"},
+    ),
+    "release_hold": Endpoint(
+        "DELETE", "/api/calls/{call}/legal-hold", (401, 403, 200, 200, 404, 200)
+    ),
 }
 
 CASES = [
@@ -110,6 +120,11 @@ async def test_role_matrix(
                     storage_key=key,
                 )
             )
+        if endpoint_name == "release_hold":
+            async with database.transaction() as session:
+                await place_legal_hold(
+                    session, call_id=call_id, reason="Audit", actor=None
+                )
         headers = {}
         if principal != "anonymous":
             headers = bearer(await login(client, f"{principal}@example.com"))

@@ -21,7 +21,7 @@ from renchi.web.openapi_common import errors as _errors
 from renchi.web.openapi_common import json_response as _json
 from renchi.web.openapi_common import nullable as _nullable
 from renchi.web.openapi_common import ref as _ref
-from renchi.web.openapi_teams import team_paths, team_schemas
+from renchi.web.openapi_teams import legal_hold_paths, team_paths, team_schemas
 
 
 def _schemas() -> dict[str, Any]:
@@ -180,6 +180,7 @@ def _schemas() -> dict[str, Any]:
                         "dynamic_variables",
                         "details",
                         "recordings",
+                        "legal_hold",
                         "events",
                         "created_at",
                         "updated_at",
@@ -192,6 +193,10 @@ def _schemas() -> dict[str, Any]:
                         "error": _nullable("object"),
                         "details": {"type": "object"},
                         "recordings": {"type": "array", "items": _ref("Recording")},
+                        "legal_hold": {
+                            "anyOf": [_ref("LegalHold"), {"type": "null"}],
+                            "description": "The active legal hold, or null.",
+                        },
                         "events": {
                             "type": "array",
                             "items": {
@@ -767,6 +772,7 @@ def openapi_document() -> dict[str, Any]:
             **_webhook_paths(),
             **_auth_paths(),
             **_calls_paths(),
+            **legal_hold_paths(),
             **team_paths(),
             **_admin_paths(),
         },

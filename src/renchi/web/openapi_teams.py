@@ -1,9 +1,10 @@
-"""The OpenAPI schemas and paths of teams, their settings and their numbers."""
+"""The OpenAPI schemas and paths of teams, their settings and numbers, and legal holds."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from renchi.calls.legal_holds import MAX_REASON_LENGTH
 from renchi.teams.provisioning import AGENT_ID, E164
 from renchi.teams.settings import (
     MAX_CALENDAR_ID_LENGTH,
@@ -83,8 +84,21 @@ def _settings_properties(*, for_patch: bool) -> dict[str, Any]:
     }
 
 
+def _hold_user() -> dict[str, Any]:
+    return _or_null(
+        {
+            "type": "object",
+            "required": ["id", "email"],
+            "properties": {
+                "id": {"type": "string", "format": "uuid"},
+                "email": {"type": "string"},
+            },
+        }
+    )
+
+
 def team_schemas() -> dict[str, Any]:
-    """Return the component schemas of teams, settings and numbers."""
+    """Return the component schemas of teams, settings, numbers and legal holds."""
     settings = _settings_properties(for_patch=False)
     channel_id = {"type": "string", "minLength": 1, "maxLength": MAX_CHANNEL_ID_LENGTH}
     number_properties: dict[str, Any] = {
@@ -153,6 +167,29 @@ def team_schemas() -> dict[str, Any]:
                 "created_at": {"type": "string", "format": "date-time"},
                 "settings": ref("TeamSettings"),
                 "phone_numbers": {"type": "array", "items": ref("PhoneNumber")},
+            },
+        },
+        "LegalHold": {
+            "type": "object",
+            "required": [
+                "id",
+                "call_id",
+                "reason",
+                "active",
+                "set_by",
+                "set_at",
+                "released_by",
+                "released_at",
+            ],
+            "properties": {
+                "id": {"type": "string", "format": "uuid"},
+                "call_id": {"type": "string", "format": "uuid"},
+                "reason": {"type": "string"},
+                "active": {"type": "boolean"},
+                "set_by": _hold_user(),
+                "set_at": {"type": "string", "format": "date-time"},
+                "released_by": _hold_user(),
+                "released_at": nullable("string", format="date-time"),
             },
         },
     }
@@ -271,4 +308,61 @@ def team_paths() -> dict[str, Any]:
                 },
             }
         },
+    }
+
+
+def legal_hold_paths() -> dict[str, Any]:
+    """Return the path of `/api/calls/{call_id}/legal-hold`."""
+    call_id = {
+        "name": "call_id",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string", "format": "uuid"},
+    }
+    return {
+        "/api/calls/{call_id}/legal-hold": {
+            "post": {
+                "tags": ["calls"],
+                "summary": "Keep the call's recordings past their retention",
+                "description": "Owners and admins of the call's team. A call has at "
+                "most one active hold: release it to set a new reason.",
+                "security": SESSION,
+                "parameters": [call_id],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["reason"],
+                                "additionalProperties": False,
+                                "properties": {
+                                    "reason": {
+                                        "type": "string",
+                                        "minLength": 1,
+                                        "maxLength": MAX_REASON_LENGTH,
+                                    }
+                                },
+                            }
+                        }
+                    },
+                },
+                "responses": {
+                    "201": json_response("The hold.", ref("LegalHold")),
+                    **errors(400, *SESSION_ERRORS, 404, 409, 413),
+                },
+            },
+            "delete": {
+                "tags": ["calls"],
+                "summary": "Release the call's legal hold",
+                "description": "Owners and admins of the call's team. The released "
+                "hold stays in the call's history.",
+                "security": SESSION,
+                "parameters": [call_id],
+                "responses": {
+                    "200": json_response("The released hold.", ref("LegalHold")),
+                    **errors(*SESSION_ERRORS, 404),
+                },
+            },
+        }
     }
