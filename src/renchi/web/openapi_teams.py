@@ -40,7 +40,7 @@ def _settings_properties(*, for_patch: bool) -> dict[str, Any]:
     }
     recipients = {
         "type": "array",
-        "items": {"type": "string", "format": "email"},
+        "items": {"type": "string", "description": "An email address."},
         "minItems": 1,
         "maxItems": MAX_SUMMARY_RECIPIENTS,
     }
@@ -120,7 +120,7 @@ def team_schemas() -> dict[str, Any]:
             "required": list(settings),
             "properties": settings,
         },
-        "TeamSettingsChange": {
+        "TeamSettingsPatch": {
             "type": "object",
             "minProperties": 1,
             "additionalProperties": False,
@@ -238,7 +238,7 @@ def team_paths() -> dict[str, Any]:
                 "requestBody": {
                     "required": True,
                     "content": {
-                        "application/json": {"schema": ref("TeamSettingsChange")}
+                        "application/json": {"schema": ref("TeamSettingsPatch")}
                     },
                 },
                 "responses": {
