@@ -211,7 +211,7 @@ async def _require_call_access(
     *,
     required: str = "member",
 ) -> None:
-    """Raise NotFound unless the call exists and the user is on its team, Forbidden below `required`.
+    """Raise NotFound unless the user may see the call, and Forbidden below `required`.
 
     A call without a team is visible to super admins only.
     """
