@@ -195,6 +195,93 @@ def add_phone_number(team_slug: str, number: str, agent_id: str, mode: str) -> N
     _print_json(_run(_with_database(_settings(), action)))
 
 
+@admin.command("release-phone-number")
+@click.option("--team", "team_slug", required=True, help="Slug of the team.")
+@click.option("--number", required=True, help="The Twilio number in E.164.")
+def release_phone_number(team_slug: str, number: str) -> None:
+    """Stop routing a number to the team, so another team can add it."""
+    from renchi.teams.provisioning import get_team
+    from renchi.teams.provisioning import release_phone_number as release
+
+    async def action(database: Database) -> dict[str, Any]:
+        async with database.transaction() as session:
+            team = await get_team(session, team_slug)
+            released = await release(session, team=team, number=number)
+            return {"number": released.number, "team": team.slug, "released": True}
+
+    _print_json(_run(_with_database(_settings(), action)))
+
+
+@admin.command("show-team")
+@click.option("--team", "team_slug", required=True, help="Slug of the team.")
+def show_team(team_slug: str) -> None:
+    """Print a team, its settings and its phone numbers as JSON."""
+    from renchi.teams.documents import team_document
+    from renchi.teams.provisioning import get_team
+
+    settings = _settings()
+
+    async def action(database: Database) -> dict[str, Any]:
+        async with database.sessions() as session:
+            team = await get_team(session, team_slug)
+            return await team_document(
+                session,
+                team,
+                default_retention_days=settings.recording_retention_days,
+            )
+
+    _print_json(_run(_with_database(settings, action)))
+
+
+@admin.command("set-setting")
+@click.option("--team", "team_slug", required=True, help="Slug of the team.")
+@click.argument("name")
+@click.argument("value")
+def set_setting(team_slug: str, name: str, value: str) -> None:
+    """Set one team setting and print all of the team's settings as JSON.
+
+    VALUE is plain text for timezone, fallback_number and calendar_id, and
+    JSON for the others (30, true, '["ana@example.com"]'). `null` unsets a
+    setting: no fallback number, owners and admins as summary recipients, or
+    RENCHI_RECORDING_RETENTION_DAYS as the retention.
+    """
+    from renchi.teams.provisioning import get_team
+    from renchi.teams.settings import parse_setting_text, update_settings
+
+    settings = _settings()
+
+    async def action(database: Database) -> dict[str, Any]:
+        changes = {name: parse_setting_text(name, value)}
+        async with database.transaction() as session:
+            team = await get_team(session, team_slug)
+            updated = await update_settings(
+                session,
+                team,
+                changes,
+                None,
+                default_retention_days=settings.recording_retention_days,
+            )
+            return updated.document()
+
+    _print_json(_run(_with_database(settings, action)))
+
+
+@admin.command("setting-changes")
+@click.option("--team", "team_slug", required=True, help="Slug of the team.")
+@click.option("--limit", default=100, show_default=True, type=click.IntRange(1, 10000))
+def setting_changes(team_slug: str, limit: int) -> None:
+    """Print the team's recorded setting changes as JSON, newest first."""
+    from renchi.teams.provisioning import get_team
+    from renchi.teams.settings import list_setting_changes
+
+    async def action(database: Database) -> list[dict[str, Any]]:
+        async with database.sessions() as session:
+            team = await get_team(session, team_slug)
+            return await list_setting_changes(session, team.id, limit=limit)
+
+    _print_json(_run(_with_database(_settings(), action)))
+
+
 def _password_from_input() -> str:
     """Read a password: hidden and confirmed on a terminal, else the first line of stdin."""
     stdin: TextIO = sys.stdin

@@ -76,6 +76,9 @@ class Settings(BaseSettings):
     register_call_timeout_seconds: float = Field(default=5.0, gt=0, le=12)
 
     recordings_dir: Path | None = None
+    # Days a recording is kept before cleanup deletes it, unless its team sets
+    # its own `recording_retention_days`.
+    recording_retention_days: int = Field(default=90, ge=1, le=3650)
     spool_dir: Path | None = None
     spool_replay_interval_seconds: float = Field(default=2.0, gt=0)
 

@@ -40,3 +40,17 @@ async def show_call(
     assert result.exit_code == 0, result.output
     document: dict[str, Any] = json.loads(result.stdout)
     return document
+
+
+async def run_command(
+    arguments: list[str], *, database_url: str, var_dir: Path, **extra_env: str
+) -> Any:
+    """Run `renchi ARGUMENTS` in a thread, so an async test can call it; return the result."""
+    env = {
+        "RENCHI_ENV": "development",
+        "RENCHI_DATABASE_URL": database_url,
+        "RENCHI_VAR_DIR": str(var_dir),
+        "RENCHI_LOG_LEVEL": "WARNING",
+        **extra_env,
+    }
+    return await asyncio.to_thread(_invoke, arguments, env)

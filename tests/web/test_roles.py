@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 from sqlalchemy import select
 
 from renchi.accounts.roles import team_access
+from renchi.calls.legal_holds import place_legal_hold
 from renchi.db.engine import Database
 from renchi.db.models import Call, Recording, User
 from renchi.errors import Forbidden, NotFound
@@ -25,6 +27,7 @@ class Endpoint:
     path: str
     # Expected status per principal, in the order of PRINCIPALS.
     statuses: tuple[int, int, int, int, int, int]
+    body: dict[str, Any] | None = None
 
 
 ENDPOINTS = {
@@ -40,6 +43,36 @@ ENDPOINTS = {
         (401, 200, 200, 200, 404, 200),
     ),
     "debug_db": Endpoint("GET", "/api/debug/db", (401, 403, 403, 403, 403, 200)),
+    "team": Endpoint("GET", "/api/teams/acme-dental", (401, 200, 200, 200, 404, 200)),
+    "settings": Endpoint(
+        "PATCH",
+        "/api/teams/acme-dental/settings",
+        (401, 403, 200, 200, 404, 200),
+        body={"timezone": "Europe/Berlin"},
+    ),
+    "numbers": Endpoint(
+        "GET", "/api/teams/acme-dental/phone-numbers", (401, 200, 200, 200, 404, 200)
+    ),
+    "add_number": Endpoint(
+        "POST",
+        "/api/teams/acme-dental/phone-numbers",
+        (401, 403, 201, 201, 404, 201),
+        body={"number": "+14155550111", "agent_id": "agent_acme"},
+    ),
+    "release_number": Endpoint(
+        "DELETE",
+        "/api/teams/acme-dental/phone-numbers/%2B14155550100",
+        (401, 403, 204, 204, 404, 204),
+    ),
+    "place_hold": Endpoint(
+        "POST",
+        "/api/calls/{call}/legal-hold",
+        (401, 403, 201, 201, 404, 201),
+        body={"reason": "Litigation hold, case 2026-114"},
+    ),
+    "release_hold": Endpoint(
+        "DELETE", "/api/calls/{call}/legal-hold", (401, 403, 200, 200, 404, 200)
+    ),
 }
 
 CASES = [
@@ -87,12 +120,19 @@ async def test_role_matrix(
                     storage_key=key,
                 )
             )
+        if endpoint_name == "release_hold":
+            async with database.transaction() as session:
+                await place_legal_hold(
+                    session, call_id=call_id, reason="Audit", actor=None
+                )
         headers = {}
         if principal != "anonymous":
             headers = bearer(await login(client, f"{principal}@example.com"))
         endpoint = ENDPOINTS[endpoint_name]
         path = endpoint.path.format(call=call_id, recording=recording_id)
-        response = await client.request(endpoint.method, path, headers=headers)
+        response = await client.request(
+            endpoint.method, path, headers=headers, json=endpoint.body
+        )
 
     assert response.status_code == expected, response.text
     if expected >= 400:

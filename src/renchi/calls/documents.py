@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from renchi.calls.legal_holds import active_legal_hold
 from renchi.db.models import Agent, Call, Recording, Team, Transcript, WebhookEvent
 
 
@@ -120,6 +121,7 @@ async def call_document(
             "transcript": transcript.turns if transcript else [],
             "transcript_status": transcript.status if transcript else None,
             "recordings": [recording_document(recording) for recording in recordings],
+            "legal_hold": await active_legal_hold(session, call_id),
             "events": [
                 {
                     "source": event.source,

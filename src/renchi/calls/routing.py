@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from sqlalchemy import Row, Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from renchi.db.models import Agent, PhoneNumber, Team
+from renchi.db.models import Agent, PhoneNumber, Team, TeamSettingsRow
 
 
 @dataclass(frozen=True)
@@ -28,7 +28,13 @@ class Route:
     fallback_number: str | None = None
 
 
-def _route_query() -> Select[str, str, uuid.UUID, str, str, uuid.UUID, str]:
+_RouteRow = Row[str, str, uuid.UUID, str, str, uuid.UUID, str, str | None]
+
+
+def _route_query() -> Select[str, str, uuid.UUID, str, str, uuid.UUID, str, str | None]:
+    # The fallback number comes from the team's settings row, read here with
+    # the route so the voice webhook needs one query while the phone rings.
+    # A team without a row has no fallback number, the default in `teams.settings`.
     return (
         select(
             PhoneNumber.number,
@@ -38,14 +44,16 @@ def _route_query() -> Select[str, str, uuid.UUID, str, str, uuid.UUID, str]:
             Team.name,
             Agent.id,
             Agent.elevenlabs_agent_id,
+            TeamSettingsRow.fallback_number,
         )
         .join(Team, Team.id == PhoneNumber.team_id)
         .join(Agent, Agent.id == PhoneNumber.agent_id)
+        .outerjoin(TeamSettingsRow, TeamSettingsRow.team_id == PhoneNumber.team_id)
     )
 
 
-def _to_route(row: Row[str, str, uuid.UUID, str, str, uuid.UUID, str]) -> Route:
-    number, mode, team_id, slug, name, agent_id, elevenlabs_agent_id = row
+def _to_route(row: _RouteRow) -> Route:
+    number, mode, team_id, slug, name, agent_id, elevenlabs_agent_id, fallback = row
     return Route(
         number=number,
         team_id=team_id,
@@ -54,6 +62,7 @@ def _to_route(row: Row[str, str, uuid.UUID, str, str, uuid.UUID, str]) -> Route:
         agent_id=agent_id,
         elevenlabs_agent_id=elevenlabs_agent_id,
         mode=mode,
+        fallback_number=fallback,
     )
 
 
@@ -65,9 +74,22 @@ async def lookup_route(session: AsyncSession, number: str) -> Route | None:
     return _to_route(row) if row else None
 
 
-async def load_routes(session: AsyncSession) -> dict[str, Route]:
-    rows = (await session.execute(_route_query())).all()
+async def load_routes(
+    session: AsyncSession, *, team_id: uuid.UUID | None = None
+) -> dict[str, Route]:
+    """Return the route of every number, or of the numbers of `team_id`."""
+    query = _route_query()
+    if team_id is not None:
+        query = query.where(PhoneNumber.team_id == team_id)
+    rows = (await session.execute(query)).all()
     return {route.number: route for route in map(_to_route, rows)}
+
+
+async def refresh_team_routes(
+    session: AsyncSession, cache: RouteCache, team_id: uuid.UUID
+) -> None:
+    """Bring the cached routes of one team up to date after its numbers or settings change."""
+    cache.replace_team(team_id, await load_routes(session, team_id=team_id))
 
 
 class RouteCache:
@@ -87,8 +109,20 @@ class RouteCache:
             self._routes[number] = route
 
     def replace(self, routes: dict[str, Route]) -> None:
+        # NOTE: a full refresh that read the table just before a number was
+        # released can put that number back until the next refresh. The copy
+        # is read only while the database is unreachable.
         self._routes = dict(routes)
         self.loaded = True
+
+    def replace_team(self, team_id: uuid.UUID, routes: dict[str, Route]) -> None:
+        """Replace the routes of one team, dropping its numbers missing from `routes`."""
+        kept = {
+            number: route
+            for number, route in self._routes.items()
+            if route.team_id != team_id
+        }
+        self._routes = {**kept, **routes}
 
     def __len__(self) -> int:
         return len(self._routes)

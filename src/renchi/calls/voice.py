@@ -39,8 +39,16 @@ class VoiceAnswer:
 
 
 def fallback_answer(route: Route | None) -> VoiceAnswer:
-    """Send the caller to the team's fallback number, or say the line is unavailable."""
-    if route is not None and route.fallback_number:
+    """Send the caller to the team's fallback number, or say the line is unavailable.
+
+    A fallback number equal to the called number is skipped, since dialling it
+    would bring the caller back to this webhook in a loop.
+    """
+    if (
+        route is not None
+        and route.fallback_number
+        and route.fallback_number != route.number
+    ):
         answer = VoiceAnswer(dial_twiml(route.fallback_number), FALLBACK)
     else:
         answer = VoiceAnswer(unavailable_twiml(), UNAVAILABLE)

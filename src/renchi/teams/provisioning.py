@@ -7,7 +7,9 @@ same validation and the same rule that a number belongs to one team.
 from __future__ import annotations
 
 import re
+import uuid
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -150,3 +152,49 @@ async def assign_phone_number(
     return NumberAssignment(
         phone_number, agent, created=True, agent_created=agent_created
     )
+
+
+async def release_phone_number(
+    session: AsyncSession, *, team: Team, number: str
+) -> PhoneNumber:
+    """Remove `number` from `team`, so it routes nowhere until a team adds it again.
+
+    The agent record stays, because calls refer to it. Raises NotFound when
+    the team does not hold the number, also when another team does.
+    """
+    number = validate_e164(number)
+    phone_number = await session.scalar(
+        select(PhoneNumber)
+        .where(PhoneNumber.number == number, PhoneNumber.team_id == team.id)
+        .with_for_update()
+    )
+    if phone_number is None:
+        raise NotFound(f"Number {number} not found in team {team.slug!r}.")
+    await session.delete(phone_number)
+    await session.flush()
+    return phone_number
+
+
+def phone_number_document(phone_number: PhoneNumber, agent: Agent) -> dict[str, Any]:
+    return {
+        "number": phone_number.number,
+        "agent_id": agent.elevenlabs_agent_id,
+        "mode": phone_number.mode,
+        "created_at": phone_number.created_at.isoformat(),
+        "updated_at": (
+            phone_number.updated_at.isoformat() if phone_number.updated_at else None
+        ),
+    }
+
+
+async def list_phone_numbers(
+    session: AsyncSession, team_id: uuid.UUID
+) -> list[dict[str, Any]]:
+    """Return the team's numbers with their agent and mode, ordered by number."""
+    rows = await session.execute(
+        select(PhoneNumber, Agent)
+        .join(Agent, Agent.id == PhoneNumber.agent_id)
+        .where(PhoneNumber.team_id == team_id)
+        .order_by(PhoneNumber.number)
+    )
+    return [phone_number_document(number, agent) for number, agent in rows]

@@ -20,7 +20,7 @@ from renchi.web.cors import CorsMiddleware
 from renchi.web.errors import EXCEPTION_HANDLERS
 from renchi.web.middleware import RequestContextMiddleware
 from renchi.web.ratelimit import RateLimiter
-from renchi.web.routes import admin, auth, calls
+from renchi.web.routes import admin, auth, calls, teams
 from renchi.web.webhooks import elevenlabs, personalization, twilio
 
 logger = structlog.get_logger(__name__)
@@ -36,6 +36,7 @@ def all_routes(settings: Settings) -> list[BaseRoute]:
         *openapi.routes,
         *auth.routes,
         *calls.routes,
+        *teams.routes,
     ]
     if settings.setup_token is not None:
         routes.extend(admin.setup_routes)

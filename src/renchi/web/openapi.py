@@ -16,72 +16,12 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from renchi.calls import statuses
-
-ERROR_CODES = [
-    "VALIDATION_ERROR",
-    "UNAUTHORIZED",
-    "FORBIDDEN",
-    "NOT_FOUND",
-    "CONFLICT",
-    "PAYLOAD_TOO_LARGE",
-    "RANGE_NOT_SATISFIABLE",
-    "RATE_LIMITED",
-    "INTERNAL_ERROR",
-    "UNAVAILABLE",
-]
-
-_ERROR_DESCRIPTIONS = {
-    400: "Invalid request parameters or body (`VALIDATION_ERROR`); `field` names the value.",
-    401: "Missing or invalid authentication (`UNAUTHORIZED`).",
-    403: "Authenticated, but not allowed (`FORBIDDEN`).",
-    404: "No such resource, or one the caller may not see (`NOT_FOUND`).",
-    409: "The request conflicts with the current state (`CONFLICT`).",
-    413: "The request body is larger than the limit (`PAYLOAD_TOO_LARGE`).",
-    416: "The requested range lies outside the file (`RANGE_NOT_SATISFIABLE`).",
-    429: "Too many requests (`RATE_LIMITED`); retry after `Retry-After` seconds.",
-    500: "Server error (`INTERNAL_ERROR`); no details are shown.",
-    503: "A backing service is unavailable (`UNAVAILABLE`); retry later.",
-}
-
-_RETRY_AFTER = {
-    "description": "Seconds to wait before retrying.",
-    "required": True,
-    "schema": {"type": "string", "pattern": "^[0-9]+$"},
-}
-
-
-def _ref(name: str) -> dict[str, str]:
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
-def _nullable(schema_type: str, **extra: Any) -> dict[str, Any]:
-    return {"type": [schema_type, "null"], **extra}
-
-
-def _error(status: int) -> dict[str, Any]:
-    response: dict[str, Any] = {
-        "description": _ERROR_DESCRIPTIONS[status],
-        "content": {"application/json": {"schema": _ref("Error")}},
-    }
-    if status == 429:
-        response["headers"] = {"Retry-After": _RETRY_AFTER}
-    return response
-
-
-def _errors(*statuses_: int) -> dict[str, Any]:
-    return {str(status): _error(status) for status in statuses_}
-
-
-def _json(description: str, schema: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "description": description,
-        "content": {"application/json": {"schema": schema}},
-    }
-
-
-SESSION: list[dict[str, list[str]]] = [{"sessionCookie": []}, {"sessionBearer": []}]
-# Error statuses that every endpoint behind a user session can return.
-SESSION_ERRORS = (401, 403, 429, 500, 503)
+from renchi.web.openapi_common import ERROR_CODES, SESSION, SESSION_ERRORS
+from renchi.web.openapi_common import errors as _errors
+from renchi.web.openapi_common import json_response as _json
+from renchi.web.openapi_common import nullable as _nullable
+from renchi.web.openapi_common import ref as _ref
+from renchi.web.openapi_teams import legal_hold_paths, team_paths, team_schemas
 
 
 def _schemas() -> dict[str, Any]:
@@ -240,6 +180,7 @@ def _schemas() -> dict[str, Any]:
                         "dynamic_variables",
                         "details",
                         "recordings",
+                        "legal_hold",
                         "events",
                         "created_at",
                         "updated_at",
@@ -252,6 +193,10 @@ def _schemas() -> dict[str, Any]:
                         "error": _nullable("object"),
                         "details": {"type": "object"},
                         "recordings": {"type": "array", "items": _ref("Recording")},
+                        "legal_hold": {
+                            "anyOf": [_ref("LegalHold"), {"type": "null"}],
+                            "description": "The active legal hold, or null.",
+                        },
                         "events": {
                             "type": "array",
                             "items": {
@@ -803,7 +748,7 @@ def _webhook_paths() -> dict[str, Any]:
 @cache
 def openapi_document() -> dict[str, Any]:
     """Return the OpenAPI 3.1 document of every endpoint."""
-    schemas = _schemas()
+    schemas = {**_schemas(), **team_schemas()}
     schemas["Readiness"] = {
         "type": "object",
         "required": ["ready", "database", "spool"],
@@ -827,6 +772,8 @@ def openapi_document() -> dict[str, Any]:
             **_webhook_paths(),
             **_auth_paths(),
             **_calls_paths(),
+            **legal_hold_paths(),
+            **team_paths(),
             **_admin_paths(),
         },
         "components": {"schemas": schemas, "securitySchemes": _security_schemes()},

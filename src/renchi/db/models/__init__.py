@@ -2,9 +2,16 @@
 
 from renchi.db.models.accounts import ROLES, Membership, User, UserSession
 from renchi.db.models.base import Base
-from renchi.db.models.calls import Call, Recording, Transcript
+from renchi.db.models.calls import Call, LegalHold, Recording, Transcript
 from renchi.db.models.events import Task, WebhookEvent
-from renchi.db.models.teams import PHONE_NUMBER_MODES, Agent, PhoneNumber, Team
+from renchi.db.models.teams import (
+    PHONE_NUMBER_MODES,
+    Agent,
+    PhoneNumber,
+    Team,
+    TeamSettingsChange,
+    TeamSettingsRow,
+)
 
 __all__ = [
     "PHONE_NUMBER_MODES",
@@ -12,11 +19,14 @@ __all__ = [
     "Agent",
     "Base",
     "Call",
+    "LegalHold",
     "Membership",
     "PhoneNumber",
     "Recording",
     "Task",
     "Team",
+    "TeamSettingsChange",
+    "TeamSettingsRow",
     "Transcript",
     "User",
     "UserSession",

@@ -7,7 +7,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from renchi.db.models.base import (
@@ -121,3 +121,38 @@ class Recording(Base):
 
     created_at: Mapped[created_at]
     updated_at: Mapped[updated_at]
+
+
+class LegalHold(Base):
+    """A legal hold on a call's recordings, kept after release as its history.
+
+    The hold is active while `released_at` is null; a partial unique index
+    allows one active hold per call.
+    """
+
+    __tablename__ = "legal_holds"
+    __table_args__ = (
+        Index(
+            "uq_legal_holds_active_call",
+            "call_id",
+            unique=True,
+            postgresql_where=text("released_at IS NULL"),
+            sqlite_where=text("released_at IS NULL"),
+        ),
+        Index("ix_legal_holds_call_set", "call_id", "set_at"),
+    )
+
+    id: Mapped[uuid_pk]
+    call_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("calls.id", ondelete="CASCADE")
+    )
+    reason: Mapped[str] = mapped_column(Text)
+    # Null when set from the command line or when the user was deleted.
+    set_by_user_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL")
+    )
+    set_at: Mapped[datetime]
+    released_by_user_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL")
+    )
+    released_at: Mapped[datetime | None]

@@ -1,4 +1,4 @@
-"""A team's calls: the list, one call, and a recording's audio.
+"""A team's calls: the list, one call, a recording's audio, and legal holds.
 
 The list pages with an opaque cursor (URL-safe base64 of the last call's
 start time and id) on the index of (team_id, started_at, id), so a page costs
@@ -15,6 +15,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+import structlog
 from sqlalchemy import select
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -28,12 +29,16 @@ from renchi.calls.documents import (
     call_document,
     list_call_summaries,
 )
+from renchi.calls.legal_holds import place_legal_hold, release_legal_hold
 from renchi.db.models import Call, Recording
 from renchi.errors import InvalidInput, NotFound
 from renchi.teams.provisioning import AGENT_ID, validate_e164
 from renchi.web.auth import Principal, authenticate, require_team_role, team_parameter
 from renchi.web.recordings import stream_recording
+from renchi.web.routes.bodies import json_object
 from renchi.web.webhooks.pipeline import runtime_of
+
+logger = structlog.get_logger(__name__)
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
@@ -200,9 +205,16 @@ def _path_id(request: Request, name: str, what: str) -> uuid.UUID:
 
 
 async def _require_call_access(
-    request: Request, principal: Principal, call_id: uuid.UUID
+    request: Request,
+    principal: Principal,
+    call_id: uuid.UUID,
+    *,
+    required: str = "member",
 ) -> None:
-    """Raise NotFound unless the call exists and the user is a member of its team."""
+    """Raise NotFound unless the user may see the call, and Forbidden below `required`.
+
+    A call without a team is visible to super admins only.
+    """
     async with runtime_of(request).database.sessions() as session:
         found = (
             await session.execute(select(Call.team_id).where(Call.id == call_id))
@@ -213,7 +225,7 @@ async def _require_call_access(
             return
         try:
             await team_access_by_id(
-                session, user=principal.user, team_id=found.team_id, required="member"
+                session, user=principal.user, team_id=found.team_id, required=required
             )
         except NotFound as error:
             raise NotFound(f"Call {call_id} not found.") from error
@@ -246,9 +258,43 @@ async def recording_audio(request: Request) -> Response:
     return await stream_recording(request, recording)
 
 
+async def place_hold(request: Request) -> Response:
+    principal = await authenticate(request)
+    call_id = _path_id(request, "call_id", "Call")
+    await _require_call_access(request, principal, call_id, required="admin")
+    body = await json_object(request)
+    unknown = sorted(set(body) - {"reason"})
+    if unknown:
+        raise InvalidInput(
+            f"Unknown field {unknown[0]!r}; send only 'reason'.", field=unknown[0]
+        )
+    async with runtime_of(request).database.transaction() as session:
+        hold = await place_legal_hold(
+            session, call_id=call_id, reason=body.get("reason"), actor=principal.user
+        )
+    logger.info(
+        "legal hold placed", call_id=str(call_id), user_id=str(principal.user.id)
+    )
+    return JSONResponse(hold, status_code=201)
+
+
+async def release_hold(request: Request) -> Response:
+    principal = await authenticate(request)
+    call_id = _path_id(request, "call_id", "Call")
+    await _require_call_access(request, principal, call_id, required="admin")
+    async with runtime_of(request).database.transaction() as session:
+        hold = await release_legal_hold(session, call_id=call_id, actor=principal.user)
+    logger.info(
+        "legal hold released", call_id=str(call_id), user_id=str(principal.user.id)
+    )
+    return JSONResponse(hold)
+
+
 routes = [
     Route("/api/calls", list_calls, methods=["GET"]),
     Route("/api/calls/{call_id}", show_call, methods=["GET"]),
+    Route("/api/calls/{call_id}/legal-hold", place_hold, methods=["POST"]),
+    Route("/api/calls/{call_id}/legal-hold", release_hold, methods=["DELETE"]),
     Route(
         "/api/calls/{call_id}/recordings/{recording_id}",
         recording_audio,
