@@ -235,3 +235,17 @@ async def test_missing_call_sid_is_400(client: httpx.AsyncClient) -> None:
         "error": "Missing required field 'CallSid'.",
         "code": "VALIDATION_ERROR",
     }
+
+
+async def test_absurd_timestamp_uses_arrival_time(
+    client: httpx.AsyncClient, database: Database
+) -> None:
+    response = await send_status(
+        client, "CA950", "ringing", 1, Timestamp="Mon, 01 Jan 0001 00:00:00 +0000"
+    )
+
+    assert response.status_code == 200
+    call = await call_by_sid(database, "CA950")
+    assert call is not None
+    assert call.started_at is not None
+    assert call.started_at.year >= 2026

@@ -10,7 +10,7 @@ from tests.conftest import AppFactory, metric
 from tests.support.factories import call_by_sid, team_with_number
 from tests.support.fakes import AGENT_TWIML, FakeElevenLabs
 from tests.support.servers import free_port, serve_app
-from tests.support.twilio import post_signed, voice_params
+from tests.support.twilio import post_signed, status_params, voice_params
 
 NUMBER = "+14155550100"
 VOICE_PATH = "/api/webhooks/twilio/voice"
@@ -254,3 +254,46 @@ async def test_voice_bad_signature_is_401_json(client: httpx.AsyncClient) -> Non
 
     assert response.status_code == 401
     assert response.json()["code"] == "UNAUTHORIZED"
+
+
+async def test_voice_for_ended_call_not_registered(
+    make_client: AppFactory, database: Database
+) -> None:
+    await team_with_number(database, number=NUMBER)
+    fake = FakeElevenLabs()
+    async with (
+        serve_app(fake.app()) as url,
+        make_client(elevenlabs_api_url=url, elevenlabs_api_key="xi-test") as (
+            client,
+            _,
+        ),
+    ):
+        await post_signed(
+            client,
+            "/api/webhooks/twilio/status",
+            status_params("CA20", "completed", sequence=3, to=NUMBER),
+        )
+        response = await post_signed(
+            client, VOICE_PATH, voice_params("CA20", to=NUMBER)
+        )
+
+    assert response.status_code == 200
+    assert UNAVAILABLE in response.text
+    assert fake.requests == []
+
+
+@pytest.mark.parametrize("call_sid", ["' OR 1=1; --", "CA 1", "CA\u2603", "C" * 65])
+async def test_odd_call_sid_is_rejected(
+    client: httpx.AsyncClient, call_sid: str
+) -> None:
+    status = await post_signed(
+        client,
+        "/api/webhooks/twilio/status",
+        status_params(call_sid, "ringing", sequence=0, to=NUMBER),
+    )
+    voice = await post_signed(client, VOICE_PATH, voice_params(call_sid, to=NUMBER))
+
+    assert status.status_code == 400
+    assert status.json()["code"] == "VALIDATION_ERROR"
+    assert voice.status_code == 200
+    assert UNAVAILABLE in voice.text

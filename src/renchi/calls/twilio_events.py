@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -48,6 +49,13 @@ _DETAIL_FIELDS = (
 )
 
 
+# Twilio's ids are two letters and 32 hex digits; any id-like token is accepted.
+_SID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+# Timestamps outside this range are not Twilio's clock; the arrival time is used.
+_EARLIEST_TIMESTAMP = datetime(2000, 1, 1, tzinfo=UTC)
+_TIMESTAMP_LEEWAY = timedelta(days=1)
+
+
 class InvalidEvent(ValueError):
     """A webhook body that parsed but lacks what the event needs."""
 
@@ -82,8 +90,10 @@ def _required(payload: dict[str, Any], name: str) -> str:
     value = str(payload.get(name) or "").strip()
     if not value:
         raise InvalidEvent(f"Missing required field {name!r}.")
-    if len(value) > 64:
-        raise InvalidEvent(f"Field {name!r} is longer than 64 characters.")
+    if not _SID.match(value):
+        raise InvalidEvent(
+            f"Invalid {name}: use 1 to 64 letters, digits, hyphens or underscores."
+        )
     return value
 
 
@@ -97,6 +107,8 @@ class VoiceFollowup:
     from_number: str
     to_number: str
     direction: str
+    # The call had already ended, so it must not be connected to an agent again.
+    ended: bool = False
 
 
 class TwilioEventHandlers:
@@ -135,6 +147,7 @@ class TwilioEventHandlers:
         call, _ = await lock_call_by_sid(
             session, call_sid, defaults=_call_defaults(payload, event.received_at)
         )
+        ended = statuses.is_terminal(call.status)
         attribute(call, route)
         _apply_common_fields(call, payload)
         _advance_status(
@@ -160,6 +173,7 @@ class TwilioEventHandlers:
             from_number=from_number,
             to_number=to_number,
             direction=direction,
+            ended=ended,
         )
         return Applied(call_id=call.id, outcome=_outcome(call), followup=followup)
 
@@ -322,7 +336,14 @@ def _parse_time(value: Any) -> datetime | None:
         return None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
+    # parsedate reads a short year such as "0001" as 2001; only a written
+    # four-digit year counts.
+    if f" {moment.year:04d} " not in f" {value} ":
+        return None
+    moment = moment.astimezone(UTC)
+    if not _EARLIEST_TIMESTAMP <= moment <= datetime.now(UTC) + _TIMESTAMP_LEEWAY:
+        return None
+    return moment
 
 
 def _to_int(value: Any) -> int | None:

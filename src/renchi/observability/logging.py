@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 
 import structlog
 
@@ -62,3 +63,28 @@ def configure_logging(*, level: str = "INFO", format: str = "json") -> None:
     for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
+
+
+class LogThrottle:
+    """Allows a few log lines per key and time window, and counts the rest.
+
+    Used for lines that anyone on the internet can cause, such as rejected
+    signatures, so a flood of bad requests cannot flood the logs. The metric
+    beside each such line still counts every occurrence.
+    """
+
+    def __init__(self, *, per_window: int = 10, window_seconds: float = 60.0) -> None:
+        self._per_window = per_window
+        self._window_seconds = window_seconds
+        self._windows: dict[str, tuple[float, int]] = {}
+
+    def allow(self, key: str) -> tuple[bool, int]:
+        """Return whether to log now, and how many lines were held back before it."""
+        now = time.monotonic()
+        started, count = self._windows.get(key, (now, 0))
+        if now - started >= self._window_seconds:
+            suppressed = max(0, count - self._per_window)
+            self._windows[key] = (now, 1)
+            return True, suppressed
+        self._windows[key] = (started, count + 1)
+        return count < self._per_window, 0

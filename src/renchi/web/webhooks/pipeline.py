@@ -15,11 +15,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from renchi.observability import metrics
+from renchi.observability.logging import LogThrottle
 from renchi.runtime import Runtime
 from renchi.web.errors import ApiError, PayloadTooLarge
 from renchi.webhooks.intake import EventUnavailable, InboundEvent, Processed
 
 logger = structlog.get_logger(__name__)
+# Anyone can send a request with a bad signature; the metric counts them all.
+_rejection_logs = LogThrottle(per_window=20, window_seconds=60.0)
 
 
 def runtime_of(request: Request) -> Runtime:
@@ -59,7 +62,14 @@ def reject_signature(source: str, reason: str) -> ApiError:
     """Count and log a failed signature check, and return the 401 to raise."""
     metrics.webhook_signature_failures.labels(source).inc()
     metrics.webhook_events.labels(source, "unknown", "rejected").inc()
-    logger.warning("webhook signature rejected", source=source, reason=reason)
+    allowed, held_back = _rejection_logs.allow(source)
+    if allowed:
+        logger.warning(
+            "webhook signature rejected",
+            source=source,
+            reason=reason,
+            similar_lines_held_back=held_back,
+        )
     return ApiError("UNAUTHORIZED", f"Invalid or missing webhook signature: {reason}.")
 
 

@@ -22,7 +22,7 @@ from renchi.calls.twilio_events import (
     build_event,
 )
 from renchi.calls.variables import empty_variables
-from renchi.calls.voice import VoiceAnswer, answer_call, fallback_answer
+from renchi.calls.voice import UNAVAILABLE, VoiceAnswer, answer_call, fallback_answer
 from renchi.runtime import Runtime
 from renchi.web.errors import ApiError
 from renchi.web.webhooks.pipeline import (
@@ -104,7 +104,8 @@ async def voice(request: Request) -> Response:
         raise
     except Exception:
         logger.exception("answering the voice request failed")
-        return _twiml(fallback_answer(None).twiml)
+        route = runtime.routes.get(str(payload.get("To") or ""))
+        return _twiml(fallback_answer(route).twiml)
 
 
 async def _answer_voice(
@@ -147,6 +148,9 @@ async def _answer_voice(
 async def _answer(
     runtime: Runtime, followup: VoiceFollowup, timeout: float
 ) -> VoiceAnswer:
+    if followup.ended:
+        logger.warning("voice request for a call that has already ended")
+        return VoiceAnswer(unavailable_twiml(), UNAVAILABLE)
     return await answer_call(
         runtime.elevenlabs,
         route=followup.route,
