@@ -1,7 +1,8 @@
 """The `renchi` command: the service, the worker, migrations and admin tools.
 
-Output meant for scripts is JSON on stdout; messages for people go to stderr,
-and every failure exits non-zero.
+Output meant for scripts is JSON on stdout, and messages for people go to
+stderr. Every failure exits non-zero: 2 for invalid usage or configuration, 1
+for everything else.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
+import re
 import sys
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine
@@ -19,19 +22,31 @@ import click
 import structlog
 
 from renchi.config import ConfigError, Settings, dev_secrets_path, load_settings
-from renchi.db.engine import Database, create_database, is_unavailable
-from renchi.errors import RenchiError
+from renchi.db.engine import Database, create_database, is_schema_error, is_unavailable
+from renchi.db.migrate import SchemaNotReady, require_current_schema
+from renchi.errors import RenchiError, shorten
 from renchi.observability.logging import configure_logging
 
 T = TypeVar("T")
 logger = structlog.get_logger("renchi.cli")
 
+# Files the service creates (the SQLite database, recordings, spooled webhook
+# payloads, development secrets) hold call data, so only their owner may read them.
+PRIVATE_UMASK = 0o077
+_DRIVER_MESSAGE_LIMIT = 200
+
+
+class ConfigurationProblem(click.ClickException):
+    """An invalid or missing setting; exits with 2, like a usage error."""
+
+    exit_code = 2
+
 
 def _settings() -> Settings:
     try:
         settings = load_settings()
-    except (ConfigError, ValueError) as error:
-        raise click.ClickException(str(error)) from error
+    except ConfigError as error:
+        raise ConfigurationProblem(str(error)) from error
     configure_logging(level=settings.log_level, format=settings.resolved_log_format)
     return settings
 
@@ -46,21 +61,46 @@ def _run(coroutine: Coroutine[Any, Any, T]) -> T:
         return asyncio.run(coroutine)
     except RenchiError as error:
         raise click.ClickException(error.message) from error
+    except SchemaNotReady as error:
+        raise click.ClickException(str(error)) from error
     except Exception as error:
         if is_unavailable(error):
             raise click.ClickException(
-                f"The database is unavailable ({type(error).__name__}); check "
+                f"The database is unavailable: {_driver_message(error)}. Check "
                 "RENCHI_DATABASE_URL and that the server is running."
             ) from error
         raise
 
 
+def _driver_message(error: BaseException) -> str:
+    """Return the first line of the database driver's message, without credentials.
+
+    libpq names the host, port, database and role it failed on, which is what
+    tells a missing database from a server that is down.
+    """
+    cause = getattr(error, "orig", None) or error
+    lines = str(cause).strip().splitlines()
+    if not lines:
+        return type(cause).__name__
+    text = " ".join(lines[0].split()).rstrip(".")
+    # Drivers do not quote passwords in these messages; this also covers one that does.
+    text = re.sub(r"://[^\s/@]*@", "://***@", text)
+    text = re.sub(r"(?i)(password\s*=\s*)\S+", r"\1***", text)
+    return shorten(text, _DRIVER_MESSAGE_LIMIT)
+
+
 async def _with_database(
     settings: Settings, action: Callable[[Database], Awaitable[T]]
 ) -> T:
+    """Run `action` on a new engine; a missing table becomes SchemaNotReady."""
     database = create_database(settings)
     try:
         return await action(database)
+    except Exception as error:
+        if is_schema_error(error):
+            # Raises SchemaNotReady unless the migrations are all applied.
+            await require_current_schema(database)
+        raise
     finally:
         await database.dispose()
 
@@ -68,6 +108,7 @@ async def _with_database(
 @click.group()
 def main() -> None:
     """Renchi: the backend of an AI phone-agent platform."""
+    os.umask(PRIVATE_UMASK)
 
 
 @main.command()
@@ -345,7 +386,7 @@ def add_member(team_slug: str, email: str, role: str) -> None:
             user = await get_user_by_email(session, email)
             if user is None:
                 raise NotFound(
-                    f"User {email!r} not found; create it with "
+                    f"User {shorten(email)!r} not found; create it with "
                     "`renchi admin create-user` first."
                 )
             membership, created = await add(session, team=team, user=user, role=role)
@@ -389,7 +430,9 @@ def show_call(call_id: str) -> None:
     try:
         parsed = uuid.UUID(call_id)
     except ValueError as error:
-        raise click.BadParameter(f"{call_id!r} is not a call id (a UUID).") from error
+        raise click.BadParameter(
+            f"{shorten(call_id)!r} is not a call id (a UUID)."
+        ) from error
 
     async def action(database: Database) -> dict[str, Any] | None:
         async with database.sessions() as session:
@@ -473,6 +516,8 @@ def spool_replay() -> None:
     async def run() -> dict[str, int]:
         runtime = build_runtime(settings)
         try:
+            # A replay into missing tables would count against each event.
+            await require_current_schema(runtime.database)
             result = await runtime.replayer.replay_once()
         finally:
             await runtime.aclose()

@@ -3,7 +3,9 @@
 Development defaults make `renchi serve` work with nothing set: SQLite and files
 under `./var`, and any missing signing secret generated once into
 `./var/dev-secrets.env`. In production a missing required setting stops the start
-with a message that names it.
+with a message that names it. `load_settings` turns every invalid value into a
+`ConfigError` whose one-line message names the environment variable and shows
+the value, except for secrets, which it names only.
 """
 
 from __future__ import annotations
@@ -11,12 +13,16 @@ from __future__ import annotations
 import os
 import secrets
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, get_args
 from urllib.parse import urlsplit
 
 from limits import parse_many
-from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from renchi.errors import shorten
 
 MIB = 1024 * 1024
 
@@ -28,6 +34,18 @@ GENERATED_SECRETS = (
     "elevenlabs_webhook_secret",
     "personalization_secret",
 )
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+# Plain schemes get an async driver from `async_database_url`; the two with a
+# driver name are the async drivers Renchi installs.
+DATABASE_SCHEMES = (
+    "postgresql",
+    "postgres",
+    "postgresql+psycopg",
+    "sqlite",
+    "sqlite+aiosqlite",
+)
+REDIS_SCHEMES = ("redis", "rediss", "unix")
 
 REQUIRED_IN_PRODUCTION = (
     "database_url",
@@ -105,10 +123,53 @@ class Settings(BaseSettings):
     rate_limit_login_per_address: str = "20/minute;200/hour"
     rate_limit_login_per_email: str = "10/minute;50/hour"
 
-    @field_validator("public_url", "twilio_api_url", "elevenlabs_api_url")
+    @field_validator("database_url", "public_url", "redis_url", mode="before")
     @classmethod
-    def _strip_trailing_slash(cls, value: str | None) -> str | None:
-        return value.rstrip("/") if value else value
+    def _empty_as_unset(cls, value: object) -> object:
+        # An empty variable, common in deployment manifests, means "not set";
+        # production then reports the setting as missing.
+        return None if value == "" else value
+
+    @field_validator("log_level")
+    @classmethod
+    def _check_log_level(cls, value: str) -> str:
+        level = value.strip().upper()
+        if level not in LOG_LEVELS:
+            raise ValueError(f"use one of {', '.join(LOG_LEVELS)}")
+        return level
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str | None) -> str | None:
+        if value is not None:
+            check_database_url(value)
+        return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _check_public_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        # Twilio signs the full URL it calls, so RENCHI_PUBLIC_URL + path must
+        # rebuild it exactly; a query or fragment here would end up mid-URL.
+        return check_http_url(value, example="https://calls.example.com", base_url=True)
+
+    @field_validator("twilio_api_url")
+    @classmethod
+    def _check_twilio_api_url(cls, value: str) -> str:
+        return check_http_url(value, example="https://api.twilio.com")
+
+    @field_validator("elevenlabs_api_url")
+    @classmethod
+    def _check_elevenlabs_api_url(cls, value: str) -> str:
+        return check_http_url(value, example="https://api.elevenlabs.io")
+
+    @field_validator("redis_url")
+    @classmethod
+    def _check_redis_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            check_redis_url(value.get_secret_value())
+        return value
 
     @field_validator("cors_origins", mode="before")
     @classmethod
@@ -131,8 +192,7 @@ class Settings(BaseSettings):
             parse_many(value)
         except ValueError as error:
             raise ValueError(
-                f"Invalid rate limit {value!r}: write it as '10/minute' or "
-                "'10/minute;100/hour'."
+                "write it as '10/minute' or '10/minute;100/hour'"
             ) from error
         return value
 
@@ -170,12 +230,76 @@ def normalize_origin(value: str) -> str:
     parts = urlsplit(value.strip())
     if parts.scheme not in {"http", "https"} or not parts.netloc:
         raise ValueError(
-            f"Invalid origin {value!r}: write it as https://app.example.com, "
-            "without a path."
+            f"{shorten(value)!r} is not an origin; write it as "
+            "'https://app.example.com', without a path"
         )
     if parts.path not in {"", "/"} or parts.query or parts.fragment:
-        raise ValueError(f"Invalid origin {value!r}: an origin has no path or query.")
+        raise ValueError(
+            f"{shorten(value)!r} is not an origin because an origin has no path "
+            "or query"
+        )
     return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+def check_http_url(value: str, *, example: str, base_url: bool = False) -> str:
+    """Check that `value` is an http(s) URL with a host; return it without a trailing slash.
+
+    With `base_url`, a query or fragment is invalid too. Raise ValueError with
+    the fix, in the form pydantic validators expect.
+    """
+    if any(character.isspace() for character in value):
+        raise ValueError(f"a URL has no spaces; write it as {example!r}")
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - parsing the port is the check
+    except ValueError as error:
+        raise ValueError(
+            f"the URL cannot be parsed; check the host and port, such as {example!r}"
+        ) from error
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        raise ValueError(
+            f"use an http:// or https:// URL with a host, such as {example!r}"
+        )
+    if base_url and (parts.query or parts.fragment or "?" in value or "#" in value):
+        raise ValueError(f"remove the query and fragment; write it as {example!r}")
+    return value.rstrip("/")
+
+
+def check_database_url(value: str) -> None:
+    """Check that `value` is a PostgreSQL or SQLite URL that SQLAlchemy can parse."""
+    scheme, separator, _ = value.partition("://")
+    if not separator or scheme not in DATABASE_SCHEMES:
+        raise ValueError(
+            "use a postgresql:// or sqlite:/// URL, such as "
+            "'postgresql://renchi:PASSWORD@db.example.com/renchi' or "
+            "'sqlite:///var/renchi.db'"
+        )
+    try:
+        make_url(async_database_url(value))
+    except (ArgumentError, ValueError) as error:
+        # The parser's own message may quote the password, so it is left out.
+        raise ValueError(
+            "the URL cannot be parsed; check the port and percent-encode special "
+            "characters in the user name and password"
+        ) from error
+
+
+def check_redis_url(value: str) -> None:
+    """Check that `value` is a redis://, rediss:// or unix:// URL."""
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - parsing the port is the check
+    except ValueError as error:
+        # The parser's own message may quote the password, so it is left out.
+        raise ValueError(
+            "the URL cannot be parsed; check the host and port, such as "
+            "'redis://127.0.0.1:6379/0'"
+        ) from error
+    if parts.scheme not in REDIS_SCHEMES:
+        raise ValueError(
+            "use a redis://, rediss:// or unix:// URL, such as "
+            "'redis://127.0.0.1:6379/0'"
+        )
 
 
 def async_database_url(url: str) -> str:
@@ -191,13 +315,92 @@ def async_database_url(url: str) -> str:
 
 
 def load_settings(**overrides: object) -> Settings:
-    """Read the settings from the environment and apply the rules of the mode."""
-    settings = Settings(**overrides)  # type: ignore[arg-type]
+    """Read the settings from the environment and apply the rules of the mode.
+
+    Raise ConfigError with a one-line message for an invalid value, a missing
+    production setting, a SQLite file whose folder cannot be created, or, in
+    development, a RENCHI_VAR_DIR that cannot be created or written.
+    """
+    try:
+        settings = Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as error:
+        raise ConfigError(describe_validation_error(error)) from error
+    except SettingsError as error:
+        first_line = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise ConfigError(f"Invalid configuration: {shorten(first_line)}.") from error
     if settings.is_development:
-        _fill_development_secrets(settings)
+        _prepare_development(settings)
     else:
         _check_production(settings)
+    _prepare_sqlite_folder(settings)
     return settings
+
+
+def describe_validation_error(error: ValidationError) -> str:
+    """Return one line naming each invalid variable, its value (never a secret's) and the fix."""
+    problems = []
+    for item in error.errors():
+        name = str(item["loc"][0]) if item["loc"] else ""
+        variable = "RENCHI_" + name.upper() if name else "RENCHI_* settings"
+        detail = _sentence_tail(item["msg"].removeprefix("Value error, "))
+        if _is_secret(name) or "input" not in item:
+            problems.append(f"Invalid {variable}: {detail}")
+        else:
+            value_text = shorten(_without_credentials(str(item["input"])))
+            problems.append(f"Invalid {variable} {value_text!r}: {detail}")
+    return " ".join(problems)
+
+
+def _sentence_tail(text: str) -> str:
+    """Lower-case the first word of `text` unless it is an acronym, and end it with a period."""
+    text = text.strip()
+    if text[:1].isupper() and text[1:2].islower():
+        text = text[0].lower() + text[1:]
+    return text if text.endswith(".") else text + "."
+
+
+def _is_secret(name: str) -> bool:
+    field = Settings.model_fields.get(name)
+    if field is None:
+        return True
+    annotation: Any = field.annotation
+    return annotation is SecretStr or SecretStr in get_args(annotation)
+
+
+def _without_credentials(text: str) -> str:
+    """Replace the user name and password of a URL in `text` with `***`."""
+    scheme, separator, rest = text.partition("://")
+    if not separator or "@" not in rest:
+        return text
+    return f"{scheme}://***@{rest.rpartition('@')[2]}"
+
+
+def _prepare_sqlite_folder(settings: Settings) -> None:
+    url = make_url(settings.resolved_database_url)
+    database = url.database
+    if url.get_backend_name() != "sqlite" or not database or database == ":memory:":
+        return
+    folder = Path(database).parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        reason = error.strerror or type(error).__name__
+        raise ConfigError(
+            f"Cannot create the folder {shorten(folder)!r} of the SQLite database in "
+            f"RENCHI_DATABASE_URL ({reason}); point it at a folder this user can write."
+        ) from error
+
+
+def _prepare_development(settings: Settings) -> None:
+    try:
+        settings.var_dir.mkdir(parents=True, exist_ok=True)
+        _fill_development_secrets(settings)
+    except OSError as error:
+        reason = error.strerror or type(error).__name__
+        raise ConfigError(
+            f"Cannot create or write RENCHI_VAR_DIR {shorten(settings.var_dir)!r} "
+            f"({reason}); set it to a folder this user can write."
+        ) from error
 
 
 def _check_production(settings: Settings) -> None:

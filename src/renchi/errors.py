@@ -6,6 +6,9 @@ The domain never imports the web layer; `code` is the shared vocabulary of
 
 from __future__ import annotations
 
+DEFAULT_SHORTEN_LIMIT = 80
+_ELLIPSIS = "..."
+
 
 class RenchiError(Exception):
     code = "INTERNAL_ERROR"
@@ -39,3 +42,15 @@ class Forbidden(RenchiError):
 
 class Unauthorized(RenchiError):
     code = "UNAUTHORIZED"
+
+
+def shorten(value: object, limit: int = DEFAULT_SHORTEN_LIMIT) -> str:
+    """Return `value` as text of at most `limit` characters, cut with "..." when longer.
+
+    Messages call it on input they echo back, so an error about a megabyte of
+    input is not itself a megabyte long.
+    """
+    text = str(value)
+    if len(text) <= limit:
+        return text
+    return text[: max(limit - len(_ELLIPSIS), 0)] + _ELLIPSIS

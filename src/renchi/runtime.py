@@ -24,7 +24,12 @@ from renchi.calls.media import RecordingFetcher
 from renchi.calls.routing import RouteCache, load_routes
 from renchi.calls.twilio_events import FETCH_RECORDING_TASK, TwilioEventHandlers
 from renchi.config import Settings
-from renchi.db.engine import Database, create_database, is_unavailable
+from renchi.db.engine import (
+    Database,
+    create_database,
+    is_schema_error,
+    is_unavailable,
+)
 from renchi.tasks.worker import TaskHandler, Worker, refresh_queue_metrics
 from renchi.webhooks.intake import DatabaseHealth, EventHandler, EventProcessor
 from renchi.webhooks.replay import SpoolReplayer
@@ -108,6 +113,9 @@ class Runtime:
             except Exception as error:
                 if is_unavailable(error):
                     logger.info("periodic job skipped: database unavailable", job=name)
+                elif is_schema_error(error):
+                    # The service logs the missing migrations once, as it starts.
+                    logger.info("periodic job skipped: schema not migrated", job=name)
                 else:
                     logger.exception("periodic job failed", job=name)
             await wait_for_stop(self._stop, interval)

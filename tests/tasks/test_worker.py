@@ -1,18 +1,31 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Iterator
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog
 from sqlalchemy import select, update
+from structlog.typing import EventDict
 
-from renchi.db.engine import Database
+from renchi.config import Settings
+from renchi.db.engine import Database, create_database
+from renchi.db.migrate import upgrade
 from renchi.db.models import Task
 from renchi.db.models.base import utcnow
-from renchi.tasks import queue
+from renchi.tasks import queue, worker
 from renchi.tasks.worker import PermanentTaskError, RetryableTaskError, Worker
 from tests.conftest import metric
+from tests.support.servers import TcpProxy
+
+UNREACHABLE = "worker cannot reach the database"
+SCHEMA_MISSING = (
+    "worker paused: database schema missing or behind; run `renchi migrate`"
+)
+BACK = "worker reached the database again"
 
 
 def make_worker(database: Database, handlers: dict[str, Any]) -> Worker:
@@ -178,3 +191,91 @@ async def test_two_workers_never_share_a_task(database: Database) -> None:
     async with database.sessions() as session:
         states = set((await session.scalars(select(Task.state))).all())
     assert states == {"running"}
+
+
+@pytest.fixture
+def worker_logs(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[EventDict]]:
+    """Capture what the worker logs, whatever logging an earlier test configured."""
+    with structlog.testing.capture_logs() as entries:
+        # A fresh proxy binds to the capturing configuration on first use.
+        monkeypatch.setattr(
+            worker, "logger", structlog.get_logger("renchi.tasks.worker")
+        )
+        yield entries
+
+
+@pytest.fixture
+def claims(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """Record every poll of the queue: True when it reached the database."""
+    polls: list[bool] = []
+    claim = queue.claim
+
+    async def counted(*args: Any, **kwargs: Any) -> list[queue.ClaimedTask]:
+        try:
+            found = await claim(*args, **kwargs)
+        except Exception:
+            polls.append(False)
+            raise
+        polls.append(True)
+        return found
+
+    monkeypatch.setattr(queue, "claim", counted)
+    return polls
+
+
+async def wait_until(condition: Callable[[], bool]) -> None:
+    for _ in range(1000):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("condition not reached within 10 seconds")
+
+
+def events(entries: list[EventDict], name: str) -> list[EventDict]:
+    return [entry for entry in entries if entry["event"] == name]
+
+
+async def test_outage_logged_once_each_way(
+    proxied_database: Database,
+    proxy: TcpProxy,
+    claims: list[bool],
+    worker_logs: list[EventDict],
+) -> None:
+    running = make_worker(proxied_database, {})
+    task = asyncio.create_task(running.run())
+    try:
+        await wait_until(lambda: True in claims)
+        proxy.cut()
+        await wait_until(lambda: claims.count(False) >= 10)
+        proxy.restore()
+        await wait_until(lambda: bool(events(worker_logs, BACK)))
+    finally:
+        running.stop()
+        await task
+
+    assert len(events(worker_logs, UNREACHABLE)) == 1
+    assert events(worker_logs, UNREACHABLE)[0]["log_level"] == "warning"
+    [back] = events(worker_logs, BACK)
+    assert back["down_seconds"] > 0
+    assert events(worker_logs, "worker loop failed") == []
+
+
+async def test_missing_schema_logged_once(
+    tmp_path: Path, claims: list[bool], worker_logs: list[EventDict]
+) -> None:
+    fresh = create_database(Settings(), url=f"sqlite:///{tmp_path / 'fresh.db'}")
+    running = make_worker(fresh, {})
+    task = asyncio.create_task(running.run())
+    try:
+        await wait_until(lambda: claims.count(False) >= 10)
+        await upgrade(fresh)
+        await wait_until(lambda: bool(events(worker_logs, BACK)))
+    finally:
+        running.stop()
+        await task
+        await fresh.dispose()
+
+    assert len(events(worker_logs, SCHEMA_MISSING)) == 1
+    assert len(events(worker_logs, BACK)) == 1
+    assert events(worker_logs, UNREACHABLE) == []
+    assert events(worker_logs, "worker loop failed") == []

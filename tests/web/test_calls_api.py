@@ -200,6 +200,41 @@ async def test_invalid_parameter_named(
     assert response.json()["field"] == field
 
 
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"status": "x" * 5000},
+        {"limit": "9" * 5000},
+        {"from": "y" * 5000},
+        {"agent_id": "bad id " * 1000},
+        {"p" * 5000: "1"},
+    ],
+)
+async def test_long_value_shortened_in_error(
+    client: httpx.AsyncClient, member_token: str, params: dict[str, str]
+) -> None:
+    response = await client.get(
+        "/api/calls",
+        params={"team": "acme-dental", **params},
+        headers=bearer(member_token),
+    )
+
+    assert response.status_code == 400
+    assert len(response.json()["error"]) < 400
+    assert len(response.json()["field"]) <= 80
+
+
+async def test_long_call_id_shortened(
+    client: httpx.AsyncClient, member_token: str
+) -> None:
+    response = await client.get(
+        "/api/calls/" + "c" * 5000, headers=bearer(member_token)
+    )
+
+    assert response.status_code == 404
+    assert len(response.json()["error"]) < 200
+
+
 async def test_team_may_be_omitted_with_one_team(
     client: httpx.AsyncClient, database: Database, acme: Team, member_token: str
 ) -> None:

@@ -112,6 +112,23 @@ def is_unavailable(error: BaseException) -> bool:
     return isinstance(error, OSError)
 
 
+# PostgreSQL SQLSTATE codes undefined_table and undefined_column.
+_UNDEFINED_OBJECT_STATES = frozenset({"42P01", "42703"})
+
+
+def is_schema_error(error: BaseException) -> bool:
+    """Tell whether `error` is a table or column missing from the database.
+
+    A database without migrations, or with migrations pending, raises it.
+    `renchi.db.migrate.require_current_schema` finds out which of the two.
+    """
+    if isinstance(error, exc.OperationalError):
+        return _is_sqlite_schema_error(error)
+    if isinstance(error, exc.ProgrammingError):
+        return getattr(error.orig, "sqlstate", None) in _UNDEFINED_OBJECT_STATES
+    return False
+
+
 def _is_sqlite_schema_error(error: exc.OperationalError) -> bool:
     # SQLite reports a missing table or column as an OperationalError.
     message = str(error.orig).lower()

@@ -55,6 +55,31 @@ class MigrationState:
         return self.status != "pending"
 
 
+class SchemaNotReady(Exception):
+    """A database schema missing or older than this code, with a message that names the fix."""
+
+
+def schema_problem(state: MigrationState) -> str | None:
+    """Return a one-line description of what keeps `state` from serving this code, or None."""
+    if state.current is None:
+        return "The database has no Renchi schema; run `renchi migrate`."
+    if not state.usable:
+        return (
+            f"The database schema is behind (revision {state.current}, this "
+            f"version needs {state.head}); run `renchi migrate`."
+        )
+    return None
+
+
+async def require_current_schema(database: Database) -> MigrationState:
+    """Return the migration state; raise SchemaNotReady when migrations are pending."""
+    state = await migration_state(database)
+    problem = schema_problem(state)
+    if problem is not None:
+        raise SchemaNotReady(problem)
+    return state
+
+
 async def upgrade(database: Database, revision: str = "head") -> MigrationState:
     """Upgrade the database to `revision` and return where it ends."""
 

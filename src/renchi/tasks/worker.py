@@ -3,7 +3,9 @@
 A handler raises `RetryableTaskError` (with an optional delay) or
 `PermanentTaskError` to steer what happens next. Any other exception is
 logged and retried with backoff, because most failures here are an outside
-service or the database being away for a while.
+service or the database being away for a while. While the database is
+unreachable or not migrated the worker keeps polling, and logs the outage once
+when it begins and once when it ends.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any
 import structlog
 
 from renchi.asynctools import wait_for_stop
-from renchi.db.engine import Database, is_unavailable
+from renchi.db.engine import Database, is_schema_error, is_unavailable
 from renchi.observability import metrics
 from renchi.tasks import queue
 
@@ -33,6 +35,51 @@ class RetryableTaskError(Exception):
 
 class PermanentTaskError(Exception):
     """A failure that another attempt cannot fix; the task goes straight to dead."""
+
+
+class DatabaseOutage:
+    """A database outage as the worker sees it.
+
+    It logs the start, a change of cause and the end, each once, however many
+    polls fail in between.
+    """
+
+    def __init__(self) -> None:
+        self._since: float | None = None
+        self._cause: str | None = None
+
+    def failed(self, error: BaseException, *, schema: bool) -> None:
+        """Record a poll that failed; log only when the outage begins or its cause changes."""
+        cause = "schema" if schema else "unreachable"
+        if cause == self._cause:
+            return
+        if self._since is None:
+            self._since = time.monotonic()
+        self._cause = cause
+        detail = _first_line(error)
+        if schema:
+            logger.warning(
+                "worker paused: database schema missing or behind; run `renchi migrate`",
+                error=detail,
+            )
+        else:
+            logger.warning("worker cannot reach the database", error=detail)
+
+    def succeeded(self) -> None:
+        """Record a poll that reached the database; log the end of an outage."""
+        if self._since is None:
+            return
+        logger.info(
+            "worker reached the database again",
+            down_seconds=round(time.monotonic() - self._since, 3),
+        )
+        self._since = None
+        self._cause = None
+
+
+def _first_line(error: BaseException) -> str:
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__
 
 
 class Worker:
@@ -53,6 +100,7 @@ class Worker:
         self._poll_interval = poll_interval
         self._lease_seconds = lease_seconds
         self._stopping = asyncio.Event()
+        self.outage = DatabaseOutage()
 
     def stop(self) -> None:
         self._stopping.set()
@@ -64,11 +112,13 @@ class Worker:
             try:
                 ran = await self.run_once()
             except Exception as error:
-                if not is_unavailable(error):
-                    logger.exception("worker loop failed")
-                else:
-                    logger.warning("worker cannot reach the database", error=str(error))
                 ran = 0
+                if is_unavailable(error) or is_schema_error(error):
+                    self.outage.failed(error, schema=is_schema_error(error))
+                else:
+                    logger.exception("worker loop failed")
+            else:
+                self.outage.succeeded()
             if ran == 0:
                 await wait_for_stop(self._stopping, self._poll_interval)
         logger.info("worker stopped")

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from renchi.db.models import PHONE_NUMBER_MODES, Agent, PhoneNumber, Team
 from renchi.db.models.base import utcnow
-from renchi.errors import Conflict, InvalidInput, NotFound
+from renchi.errors import Conflict, InvalidInput, NotFound, shorten
 
 E164 = re.compile(r"^\+[1-9][0-9]{1,14}$")
 SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
@@ -37,7 +37,7 @@ def validate_e164(number: str, *, field: str = "number") -> str:
     number = number.strip()
     if not E164.match(number):
         raise InvalidInput(
-            f"Invalid phone number {number!r}: use E.164, a plus sign and up to 15 digits "
+            f"Invalid phone number {shorten(number)!r}: use E.164, a plus sign and up to 15 digits "
             "such as '+14155550100'.",
             field=field,
         )
@@ -47,7 +47,7 @@ def validate_e164(number: str, *, field: str = "number") -> str:
 async def get_team(session: AsyncSession, slug: str) -> Team:
     team = await session.scalar(select(Team).where(Team.slug == slug))
     if team is None:
-        raise NotFound(f"Team {slug!r} not found.")
+        raise NotFound(f"Team {shorten(slug)!r} not found.")
     return team
 
 
@@ -60,10 +60,19 @@ async def create_team(
         raise InvalidInput(
             f"Team name must be 1 to {MAX_NAME_LENGTH} characters.", field="name"
         )
-    slug = slug.strip() if slug is not None else slugify(name)
+    if slug is None:
+        slug = slugify(name)
+        if not slug:
+            raise InvalidInput(
+                f"Cannot derive a slug from the team name {shorten(name)!r} because "
+                "it has no ASCII letters or digits; choose one with --slug, such as "
+                "--slug tokyo-clinic.",
+                field="slug",
+            )
+    slug = slug.strip()
     if not SLUG.match(slug) or len(slug) > MAX_SLUG_LENGTH:
         raise InvalidInput(
-            f"Invalid slug {slug!r}: use lower-case letters, digits and single hyphens, "
+            f"Invalid slug {shorten(slug)!r}: use lower-case letters, digits and single hyphens, "
             f"at most {MAX_SLUG_LENGTH} characters.",
             field="slug",
         )
@@ -106,12 +115,13 @@ async def assign_phone_number(
     number = validate_e164(number)
     if mode not in PHONE_NUMBER_MODES:
         raise InvalidInput(
-            f"Invalid mode {mode!r}; use one of {', '.join(PHONE_NUMBER_MODES)}.",
+            f"Invalid mode {shorten(mode)!r}; use one of {', '.join(PHONE_NUMBER_MODES)}.",
             field="mode",
         )
     if not AGENT_ID.match(elevenlabs_agent_id):
         raise InvalidInput(
-            f"Invalid ElevenLabs agent id {elevenlabs_agent_id!r}.", field="agent_id"
+            f"Invalid ElevenLabs agent id {shorten(elevenlabs_agent_id)!r}.",
+            field="agent_id",
         )
 
     agent = await session.scalar(
@@ -123,7 +133,9 @@ async def assign_phone_number(
         session.add(agent)
         await session.flush()
     elif agent.team_id != team.id:
-        raise Conflict(f"Agent {elevenlabs_agent_id!r} belongs to another team.")
+        raise Conflict(
+            f"Agent {shorten(elevenlabs_agent_id)!r} belongs to another team."
+        )
 
     existing = await session.scalar(
         select(PhoneNumber).where(PhoneNumber.number == number).with_for_update()

@@ -14,6 +14,7 @@ from starlette.routing import BaseRoute
 from renchi.calls.voice import VoiceAnswers
 from renchi.config import Settings
 from renchi.db.engine import is_unavailable
+from renchi.db.migrate import SchemaNotReady, require_current_schema
 from renchi.runtime import Runtime, build_runtime
 from renchi.web import health, openapi
 from renchi.web.cors import CorsMiddleware
@@ -58,7 +59,11 @@ def create_app(
         current = runtime or build_runtime(settings)
         app.state.runtime = current
         try:
+            await require_current_schema(current.database)
             await current.refresh_routes()
+        except SchemaNotReady as error:
+            # Keep serving: webhooks go to the spool and /readyz shows the state.
+            logger.error("database schema not ready at start", problem=str(error))
         except Exception as error:
             if not is_unavailable(error):
                 raise

@@ -9,7 +9,7 @@ import structlog
 from sqlalchemy import text
 
 from renchi.asynctools import bounded, wait_for_stop
-from renchi.db.engine import Database, is_unavailable
+from renchi.db.engine import Database, is_schema_error, is_unavailable
 from renchi.observability import metrics
 from renchi.webhooks.intake import EventProcessor, InboundEvent
 from renchi.webhooks.spool import Spool
@@ -80,6 +80,14 @@ class SpoolReplayer:
                         result.remaining = len(paths) - index
                         logger.info(
                             "spool replay paused: database unavailable",
+                            remaining=result.remaining,
+                        )
+                        break
+                    if is_schema_error(error):
+                        # Events wait for `renchi migrate` instead of using up attempts.
+                        result.remaining = len(paths) - index
+                        logger.info(
+                            "spool replay paused: schema not migrated",
                             remaining=result.remaining,
                         )
                         break

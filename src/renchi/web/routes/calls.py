@@ -31,7 +31,7 @@ from renchi.calls.documents import (
 )
 from renchi.calls.legal_holds import place_legal_hold, release_legal_hold
 from renchi.db.models import Call, Recording
-from renchi.errors import InvalidInput, NotFound
+from renchi.errors import InvalidInput, NotFound, shorten
 from renchi.teams.provisioning import AGENT_ID, validate_e164
 from renchi.web.auth import Principal, authenticate, require_team_role, team_parameter
 from renchi.web.recordings import stream_recording
@@ -96,7 +96,7 @@ def _limit(value: str | None) -> int:
         return DEFAULT_LIMIT
     if not _DIGITS.match(value) or not 1 <= int(value) <= MAX_LIMIT:
         raise InvalidInput(
-            f"Invalid limit {value!r}: use a whole number from 1 to {MAX_LIMIT}.",
+            f"Invalid limit {shorten(value)!r}: use a whole number from 1 to {MAX_LIMIT}.",
             field="limit",
         )
     return int(value)
@@ -109,20 +109,21 @@ def _time(value: str | None, name: str) -> datetime | None:
         moment = datetime.fromisoformat(value)
     except ValueError as error:
         raise InvalidInput(
-            f"Invalid {name!r} time {value!r}: use ISO 8601 with a time zone, "
+            f"Invalid {name!r} time {shorten(value)!r}: use ISO 8601 with a time zone, "
             "such as 2026-12-04T16:00:00Z.",
             field=name,
         ) from error
     if moment.tzinfo is None:
         raise InvalidInput(
-            f"Invalid {name!r} time {value!r}: add a time zone, such as Z or +02:00.",
+            f"Invalid {name!r} time {shorten(value)!r}: add a time zone, such as Z or +02:00.",
             field=name,
         )
     try:
         return moment.astimezone(UTC)
     except OverflowError as error:
         raise InvalidInput(
-            f"Invalid {name!r} time {value!r}: the year is out of range.", field=name
+            f"Invalid {name!r} time {shorten(value)!r}: the year is out of range.",
+            field=name,
         ) from error
 
 
@@ -131,25 +132,25 @@ def _filters(request: Request) -> CallFilters:
     unknown = sorted(set(query.keys()) - _LIST_PARAMETERS)
     if unknown:
         raise InvalidInput(
-            f"Unknown query parameter {unknown[0]!r}; use "
+            f"Unknown query parameter {shorten(unknown[0])!r}; use "
             f"{', '.join(sorted(_LIST_PARAMETERS))}.",
-            field=unknown[0],
+            field=shorten(unknown[0]),
         )
     status = query.get("status")
     if status is not None and status not in statuses.KNOWN:
         raise InvalidInput(
-            f"Invalid status {status!r}; use one of {', '.join(sorted(statuses.KNOWN))}.",
+            f"Invalid status {shorten(status)!r}; use one of {', '.join(sorted(statuses.KNOWN))}.",
             field="status",
         )
     outcome = query.get("outcome")
     if outcome is not None and outcome not in OUTCOMES:
         raise InvalidInput(
-            f"Invalid outcome {outcome!r}; use one of {', '.join(OUTCOMES)}.",
+            f"Invalid outcome {shorten(outcome)!r}; use one of {', '.join(OUTCOMES)}.",
             field="outcome",
         )
     agent_id = query.get("agent_id")
     if agent_id is not None and not AGENT_ID.match(agent_id):
-        raise InvalidInput(f"Invalid agent_id {agent_id!r}.", field="agent_id")
+        raise InvalidInput(f"Invalid agent_id {shorten(agent_id)!r}.", field="agent_id")
     phone_number = query.get("phone_number")
     if phone_number is not None:
         phone_number = validate_e164(phone_number, field="phone_number")
@@ -201,7 +202,7 @@ def _path_id(request: Request, name: str, what: str) -> uuid.UUID:
     try:
         return uuid.UUID(value)
     except ValueError as error:
-        raise NotFound(f"{what} {value!r} not found.") from error
+        raise NotFound(f"{what} {shorten(value)!r} not found.") from error
 
 
 async def _require_call_access(
