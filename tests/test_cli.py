@@ -22,7 +22,7 @@ import renchi.web.app
 from renchi.cli import main
 from renchi.config import Settings
 from renchi.db.engine import Database, create_database
-from renchi.db.migrate import upgrade
+from renchi.db.migrate import head_revision, upgrade
 from renchi.db.models import Call, Task
 from renchi.runtime import build_runtime
 from renchi.web.app import create_app
@@ -393,7 +393,7 @@ def test_command_with_schema_behind(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert result.stderr == (
         "Error: The database schema is behind (revision 0002, this version needs "
-        "0003); run `renchi migrate`.\n"
+        f"{head_revision()}); run `renchi migrate`.\n"
     )
 
 
@@ -529,6 +529,9 @@ async def test_serve_starts_without_schema(
             "/api/webhooks/twilio/status",
             status_params("CA-unmigrated", "completed", sequence=1, to="+14155550100"),
         )
+        webhook_errors = [entry for entry in app_logs if entry["log_level"] == "error"][
+            len(errors) :
+        ]
         runtime = app.state.runtime
         for _ in range(6):
             await runtime.replayer.replay_once()
@@ -541,6 +544,8 @@ async def test_serve_starts_without_schema(
     assert errors[0]["problem"] == SCHEMA_MISSING.removeprefix("Error: ").strip()
     assert ready.json()["database"]["migrations"] == "pending"
     assert webhook.status_code == 200
+    assert webhook.json() == {"status": "spooled"}
+    assert webhook_errors == []
     assert len(pending) == 1
     assert failed == []
 

@@ -65,7 +65,7 @@ webhook_duplicates = Counter(
 spool_events = Counter(
     "renchi_spool_events_total",
     "Verified webhook events written to the local spool, by reason "
-    "(database_unavailable, error).",
+    "(database_unavailable, schema_not_ready, error).",
     ["source", "reason"],
     registry=registry,
 )

@@ -23,7 +23,7 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from renchi.asynctools import bounded
-from renchi.db.engine import Database, is_unavailable
+from renchi.db.engine import Database, is_schema_error, is_unavailable
 from renchi.db.models import WebhookEvent
 from renchi.db.models.base import utcnow
 from renchi.db.upsert import dialect_insert
@@ -263,6 +263,12 @@ class EventProcessor:
                 log.warning("database unavailable for webhook event", error=repr(error))
                 return await self._on_failure(
                     event, error, spool_on_failure, reason="database_unavailable"
+                )
+            if is_schema_error(error):
+                # Every event fails alike until `renchi migrate` runs; the spool keeps them.
+                log.warning("database schema not ready for webhook event")
+                return await self._on_failure(
+                    event, error, spool_on_failure, reason="schema_not_ready"
                 )
             log.exception("applying webhook event failed")
             stored = await self.store_unapplied(event)
