@@ -288,6 +288,8 @@ class EventProcessor:
         it, deduplicated like any event, for an operator to inspect. Returns
         None when even that fails.
         """
+        # TODO: a command that applies stored `failed` events again once the
+        # handler is fixed; until then they are only kept and counted.
 
         async def store() -> int | None:
             async with self._database.transaction() as session:
