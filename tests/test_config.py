@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
-from pydantic import SecretStr
+from pydantic import SecretStr, ValidationError
 
 from renchi.cli import main
 from renchi.config import ConfigError, Settings, load_settings
@@ -210,3 +210,34 @@ def test_api_urls_lose_trailing_slash() -> None:
 
     assert settings.twilio_api_url == "http://127.0.0.1:9000"
     assert settings.elevenlabs_api_url == "https://api.elevenlabs.io"
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("RENCHI_DATABASE_TIMEOUT_SECONDS", "1e999"),
+        ("RENCHI_DATABASE_TIMEOUT_SECONDS", "inf"),
+        ("RENCHI_WORKER_POLL_INTERVAL_SECONDS", "nan"),
+        ("RENCHI_TASK_LEASE_SECONDS", "1e300"),
+    ],
+)
+def test_unbounded_durations_are_rejected(name: str, value: str) -> None:
+    with pytest.raises(ValidationError):
+        Settings(**{name.removeprefix("RENCHI_").lower(): value})
+
+
+def test_empty_secrets_count_as_missing() -> None:
+    with pytest.raises(ConfigError) as raised:
+        load_settings(
+            env="production",
+            database_url="postgresql://db/renchi",
+            public_url="https://calls.example",
+            twilio_auth_token="",
+            elevenlabs_webhook_secret="",
+            personalization_secret="",
+        )
+
+    message = str(raised.value)
+    assert "RENCHI_TWILIO_AUTH_TOKEN" in message
+    assert "RENCHI_ELEVENLABS_WEBHOOK_SECRET" in message
+    assert "RENCHI_PERSONALIZATION_SECRET" in message

@@ -507,7 +507,12 @@ def spool_status() -> None:
 
 
 @spool.command("replay")
-def spool_replay() -> None:
+@click.option(
+    "--include-failed",
+    is_flag=True,
+    help="Move the events set aside in failed/ back first, with fresh attempts.",
+)
+def spool_replay(include_failed: bool) -> None:
     """Replay the spool into the database now and print the counts."""
     from renchi.runtime import build_runtime
 
@@ -518,6 +523,8 @@ def spool_replay() -> None:
         try:
             # A replay into missing tables would count against each event.
             await require_current_schema(runtime.database)
+            if include_failed:
+                runtime.spool.requeue_failed()
             result = await runtime.replayer.replay_once()
         finally:
             await runtime.aclose()

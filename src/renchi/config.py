@@ -71,7 +71,9 @@ class Settings(BaseSettings):
     log_format: Literal["json", "console"] | None = None
 
     database_url: str | None = None
-    database_timeout_seconds: float = Field(default=3.0, gt=0)
+    database_timeout_seconds: float = Field(
+        default=3.0, gt=0, le=60, allow_inf_nan=False
+    )
     database_pool_size: int = Field(default=10, ge=1)
 
     public_url: str | None = None
@@ -91,21 +93,31 @@ class Settings(BaseSettings):
     # Post-call bodies read at once per process; more wait, then get 503.
     max_concurrent_audio_bodies: int = Field(default=8, ge=1)
     personalization_secret: SecretStr | None = None
-    register_call_timeout_seconds: float = Field(default=5.0, gt=0, le=12)
+    register_call_timeout_seconds: float = Field(
+        default=5.0, gt=0, le=12, allow_inf_nan=False
+    )
 
     recordings_dir: Path | None = None
     # Days a recording is kept before cleanup deletes it, unless its team sets
     # its own `recording_retention_days`.
     recording_retention_days: int = Field(default=90, ge=1, le=3650)
     spool_dir: Path | None = None
-    spool_replay_interval_seconds: float = Field(default=2.0, gt=0)
+    spool_replay_interval_seconds: float = Field(
+        default=2.0, gt=0, le=3600, allow_inf_nan=False
+    )
 
     embedded_worker: bool | None = None
-    worker_poll_interval_seconds: float = Field(default=1.0, gt=0)
+    worker_poll_interval_seconds: float = Field(
+        default=1.0, gt=0, le=3600, allow_inf_nan=False
+    )
     worker_concurrency: int = Field(default=4, ge=1)
     task_max_attempts: int = Field(default=8, ge=1)
-    task_lease_seconds: float = Field(default=300.0, gt=0)
-    outbound_timeout_seconds: float = Field(default=30.0, gt=0)
+    task_lease_seconds: float = Field(
+        default=300.0, gt=0, le=86400, allow_inf_nan=False
+    )
+    outbound_timeout_seconds: float = Field(
+        default=30.0, gt=0, le=600, allow_inf_nan=False
+    )
 
     session_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=60)
     session_idle_seconds: int = Field(default=24 * 3600, ge=60)
@@ -123,7 +135,18 @@ class Settings(BaseSettings):
     rate_limit_login_per_address: str = "20/minute;200/hour"
     rate_limit_login_per_email: str = "10/minute;50/hour"
 
-    @field_validator("database_url", "public_url", "redis_url", mode="before")
+    @field_validator(
+        "database_url",
+        "public_url",
+        "redis_url",
+        "twilio_account_sid",
+        "twilio_auth_token",
+        "elevenlabs_api_key",
+        "elevenlabs_webhook_secret",
+        "personalization_secret",
+        "setup_token",
+        mode="before",
+    )
     @classmethod
     def _empty_as_unset(cls, value: object) -> object:
         # An empty variable, common in deployment manifests, means "not set";

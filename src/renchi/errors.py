@@ -54,3 +54,8 @@ def shorten(value: object, limit: int = DEFAULT_SHORTEN_LIMIT) -> str:
     if len(text) <= limit:
         return text
     return text[: max(limit - len(_ELLIPSIS), 0)] + _ELLIPSIS
+
+
+def brief(value: object, limit: int = DEFAULT_SHORTEN_LIMIT) -> str:
+    """Return the repr of `value` cut to `limit` characters, for messages that show a value."""
+    return shorten(repr(value), limit)

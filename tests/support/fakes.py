@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 AGENT_TWIML = (
@@ -20,11 +21,17 @@ AGENT_TWIML = (
 
 @dataclass
 class FakeElevenLabs:
-    """The register-call endpoint; `behaviour` is ok, slow, error or reject."""
+    """The register-call endpoint; `behaviour` is ok, slow, error, reject, huge or drip."""
 
     behaviour: str = "ok"
     delay: float = 0.0
     requests: list[dict[str, Any]] = field(default_factory=list)
+
+    async def _drip(self) -> AsyncIterator[bytes]:
+        # Each piece arrives well within a read timeout, the whole never does.
+        for piece in AGENT_TWIML:
+            yield piece.encode()
+            await asyncio.sleep(0.05)
 
     def app(self) -> Starlette:
         async def register_call(request: Request) -> Response:
@@ -36,6 +43,10 @@ class FakeElevenLabs:
                 return JSONResponse({"detail": "internal"}, status_code=500)
             if self.behaviour == "reject":
                 return JSONResponse({"detail": "unknown agent"}, status_code=422)
+            if self.behaviour == "huge":
+                return Response("<Response>" + " " * 1_000_000 + "</Response>")
+            if self.behaviour == "drip":
+                return StreamingResponse(self._drip(), media_type="application/xml")
             return Response(AGENT_TWIML, media_type="application/xml")
 
         return Starlette(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 
 import httpx
@@ -148,3 +149,24 @@ async def test_call_without_team_needs_super_admin(
     assert by_owner.status_code == 404
     assert by_root.status_code == 201
     assert by_root.json()["set_by"]["email"] == "root@example.com"
+
+
+@pytest.mark.parametrize(
+    ("reason", "stored"),
+    [("case\u0000 7", "case 7"), ("case \ud800 7", "case ? 7")],
+)
+async def test_odd_characters_in_reason_are_cleaned(
+    client: httpx.AsyncClient, database: Database, acme: Team, reason: str, stored: str
+) -> None:
+    call_id = await add_call(database, acme)
+    owner = bearer(await login(client, "owner@example.com"))
+    body = json.dumps({"reason": reason}).encode()
+
+    response = await client.post(
+        hold_path(call_id),
+        content=body,
+        headers={**owner, "content-type": "application/json"},
+    )
+
+    assert response.status_code == 201, response.text
+    assert response.json()["reason"] == stored

@@ -294,3 +294,19 @@ async def test_database_down_gives_empty_history(
         "renchi_personalization_requests_total", result="database_unavailable"
     )
     assert after == before + 1
+
+
+async def test_lone_surrogates_get_variables(client: httpx.AsyncClient) -> None:
+    body = b'{"caller_id": "\\udfff", "agent_id": "agent_\\ud800", "called_number": "\\udfff", "call_sid": "CA\\u0000"}'
+
+    response = await client.post(
+        "/api/webhooks/elevenlabs/personalize",
+        content=body,
+        headers={
+            "x-webhook-secret": "test-personalization-secret",
+            "content-type": "application/json",
+        },
+    )
+
+    assert response.status_code == 200
+    assert response.json()["type"] == "conversation_initiation_client_data"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import httpx
@@ -454,3 +455,43 @@ async def test_cookie_patch_needs_origin(client: httpx.AsyncClient, acme: Team) 
     assert blocked.status_code == 403
     assert allowed.status_code == 200, allowed.text
     assert allowed.json()["timezone"] == "Asia/Tokyo"
+
+
+async def test_fallback_of_a_team_cannot_be_added(
+    client: httpx.AsyncClient, acme: Team, beta: Team, owner: dict[str, str]
+) -> None:
+    beta_owner = bearer(await login(client, "beta@example.com"))
+    patched = await client.patch(
+        f"{BETA}/settings", json={"fallback_number": NEW_NUMBER}, headers=beta_owner
+    )
+
+    added = await client.post(
+        f"{ACME}/phone-numbers",
+        json={"number": NEW_NUMBER, "agent_id": "agent_acme"},
+        headers=owner,
+    )
+
+    assert patched.status_code == 200
+    assert added.status_code == 409
+    assert added.json()["code"] == "CONFLICT"
+    assert "fallback" in added.json()["error"]
+
+
+async def test_concurrent_adds_share_new_agent(
+    client: httpx.AsyncClient, database: Database, acme: Team, owner: dict[str, str]
+) -> None:
+    numbers = [f"+1415555012{index}" for index in range(4)]
+
+    responses = await asyncio.gather(
+        *(
+            client.post(
+                f"{ACME}/phone-numbers",
+                json={"number": number, "agent_id": "agent_brand_new"},
+                headers=owner,
+            )
+            for number in numbers
+        )
+    )
+
+    assert [response.status_code for response in responses] == [201] * 4
+    assert set(await team_numbers(database, acme)) == {NUMBER, *numbers}

@@ -126,7 +126,13 @@ async def test_stored_answer_serves_other_replica(
 
 @pytest.mark.parametrize(
     ("behaviour", "result"),
-    [("slow", "timeout"), ("error", "error"), ("reject", "rejected")],
+    [
+        ("slow", "timeout"),
+        ("drip", "timeout"),
+        ("error", "error"),
+        ("reject", "rejected"),
+        ("huge", "rejected"),
+    ],
 )
 async def test_elevenlabs_failure_answers_unavailable(
     make_client: AppFactory, database: Database, behaviour: str, result: str

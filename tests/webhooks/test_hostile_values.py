@@ -207,3 +207,50 @@ async def test_huge_numbers_do_not_fail(
         call = await session.scalar(select(Call).where(Call.call_sid == "CA7"))
     assert call is not None
     assert call.duration_seconds is None
+
+
+@pytest.mark.parametrize(
+    ("path", "params"),
+    [
+        (
+            "/api/webhooks/twilio/status",
+            status_params(
+                "CA8", "ringing", sequence=None, to=NUMBER, SequenceNumber="9" * 400
+            ),
+        ),
+        (
+            "/api/webhooks/twilio/recording",
+            {"CallSid": "CA8", "RecordingSid": "RE8", "RecordingStatus": "x" * 400},
+        ),
+    ],
+)
+async def test_oversized_key_fields_are_400(
+    client: httpx.AsyncClient, path: str, params: dict[str, str]
+) -> None:
+    response = await post_signed(client, path, params)
+
+    assert response.status_code == 400
+    assert response.json()["code"] == "VALIDATION_ERROR"
+
+
+@pytest.mark.parametrize(
+    ("conversation_id", "event_type"),
+    [
+        ("conv\u0000nul", "post_call_transcription"),
+        ("conv\ud800sur", "post_call_transcription"),
+        ("conv_other", "post_call_\u0000"),
+    ],
+)
+async def test_unstorable_keys_still_land(
+    client: httpx.AsyncClient, database: Database, conversation_id: str, event_type: str
+) -> None:
+    body = transcription(conversation_id)
+    body["type"] = event_type
+
+    response = await post_event(client, body)
+    repeat = await post_event(client, body)
+
+    assert response.status_code == 200
+    assert response.json()["status"] in {"accepted", "unattributed", "ignored"}
+    assert repeat.json()["status"] == "duplicate"
+    assert len(await events(database)) == 1

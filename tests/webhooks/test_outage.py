@@ -251,3 +251,30 @@ async def test_ready_while_database_down_with_spool(
     assert degraded.json()["ready"] is True
     assert degraded.json()["database"]["reachable"] is False
     assert degraded.json()["spool"]["writable"] is True
+
+
+async def test_failed_spool_events_can_be_requeued(
+    make_client: AppFactory, database: Database
+) -> None:
+    async with make_client() as (_, runtime):
+        event_record = {
+            "source": "twilio",
+            "type": "status",
+            "dedupe_key": "status:CA9:ringing:1",
+            "payload": status_params("CA9", "ringing", sequence=1, to=NUMBER),
+            "received_at": "2026-12-04T16:00:00+00:00",
+            "response": None,
+        }
+        path = await runtime.spool.append(event_record)
+        for _ in range(5):
+            runtime.spool.record_failure(path, runtime.spool.read(path), "boom")
+        assert len(runtime.spool.failed()) == 1
+        assert runtime.spool.pending() == []
+
+        moved = runtime.spool.requeue_failed()
+        result = await runtime.replayer.replay_once()
+
+    assert moved == 1
+    assert result.applied == 1
+    assert runtime.spool.failed() == []
+    assert await count_events(database) == {"status:CA9:ringing:1": 1}

@@ -10,11 +10,16 @@ Errors raised by `ElevenLabsClient`:
 
 from __future__ import annotations
 
+import asyncio
 import json
+from typing import Any
 
 import httpx
 
 from renchi.adapters.http import parse_retry_after
+
+# A register-call answer is a short TwiML document; anything far larger is not one.
+MAX_TWIML_BYTES = 64 * 1024
 
 
 class ElevenLabsError(Exception):
@@ -80,13 +85,11 @@ class ElevenLabsClient:
             },
         }
         try:
-            response = await self._http.post(
-                f"{self.api_url}/v1/convai/twilio/register-call",
-                json=body,
-                headers={"xi-api-key": self._api_key},
-                timeout=timeout,
-            )
-        except httpx.TimeoutException as error:
+            # httpx's timeout bounds each read; this bounds the whole exchange,
+            # so a slowly dripping answer cannot hold the caller past Twilio's limit.
+            async with asyncio.timeout(timeout):
+                response, text = await self._post_register_call(body, timeout)
+        except (TimeoutError, httpx.TimeoutException) as error:
             raise ElevenLabsTimeout(
                 f"ElevenLabs did not register the call within {timeout} s."
             ) from error
@@ -105,12 +108,34 @@ class ElevenLabsClient:
             raise ElevenLabsRejected(
                 f"ElevenLabs answered {status}.", status_code=status
             )
-        return _extract_twiml(response)
+        return _extract_twiml(text, status_code=status)
+
+    async def _post_register_call(
+        self, body: dict[str, Any], timeout: float
+    ) -> tuple[httpx.Response, str]:
+        """Send the registration and read at most MAX_TWIML_BYTES of the answer."""
+        async with self._http.stream(
+            "POST",
+            f"{self.api_url}/v1/convai/twilio/register-call",
+            json=body,
+            headers={"xi-api-key": self._api_key or ""},
+            timeout=timeout,
+        ) as response:
+            received = bytearray()
+            async for chunk in response.aiter_bytes():
+                received += chunk
+                if len(received) > MAX_TWIML_BYTES:
+                    raise ElevenLabsRejected(
+                        f"ElevenLabs answered register-call with more than "
+                        f"{MAX_TWIML_BYTES} bytes.",
+                        status_code=response.status_code,
+                    )
+            return response, received.decode(response.encoding or "utf-8", "replace")
 
 
-def _extract_twiml(response: httpx.Response) -> str:
+def _extract_twiml(text: str, *, status_code: int) -> str:
     """Return the TwiML of a register-call answer, sent as XML or as a JSON string."""
-    text = response.text.strip()
+    text = text.strip()
     if text.startswith('"'):
         try:
             decoded = json.loads(text)
@@ -121,6 +146,6 @@ def _extract_twiml(response: httpx.Response) -> str:
     if "<Response" not in text:
         raise ElevenLabsRejected(
             "ElevenLabs answered register-call without TwiML.",
-            status_code=response.status_code,
+            status_code=status_code,
         )
     return text

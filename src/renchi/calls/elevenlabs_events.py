@@ -36,6 +36,7 @@ from renchi.calls.records import (
 )
 from renchi.calls.routing import RouteCache, lookup_route
 from renchi.db.models import Call, Recording, Transcript
+from renchi.db.models.base import clean_json
 from renchi.webhooks.intake import Applied, InboundEvent
 
 logger = structlog.get_logger(__name__)
@@ -104,6 +105,7 @@ def build_event(
     its body, so an event type that ElevenLabs adds later never gets an error
     response.
     """
+    payload = clean_json(payload)
     event_type = event_type_of(payload)
     conversation_id = conversation_id_of(payload)
     if conversation_id:

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from renchi.db.models import Call, LegalHold, User
-from renchi.db.models.base import utcnow
+from renchi.db.models.base import clean_text, utcnow
 from renchi.errors import Conflict, InvalidInput, NotFound
 
 MAX_REASON_LENGTH = 1000
@@ -27,14 +27,20 @@ _ReleasedBy = aliased(User)
 
 
 def validate_reason(reason: object) -> str:
-    """Return the reason without surrounding spaces, or raise InvalidInput."""
-    if not isinstance(reason, str) or not reason.strip():
+    """Return the reason cleaned and without surrounding spaces, or raise InvalidInput."""
+    if not isinstance(reason, str):
         raise InvalidInput(
-            "Missing reason: say why the recordings must be kept, such as a case "
-            "or request number.",
+            "Invalid reason: write it as a JSON string, such as a case number.",
             field="reason",
         )
-    reason = reason.strip()
+    # NUL characters and lone surrogates cannot be stored or sent back as JSON.
+    reason = clean_text(reason).strip()
+    if not reason:
+        raise InvalidInput(
+            "Missing reason: say why the recordings must be kept, such as a case "
+            "number.",
+            field="reason",
+        )
     if len(reason) > MAX_REASON_LENGTH:
         raise InvalidInput(
             f"The reason is {len(reason)} characters long; the maximum is "

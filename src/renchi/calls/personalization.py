@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from renchi.calls.routing import RouteCache, lookup_route
 from renchi.calls.variables import compute_variables, empty_variables
 from renchi.db.models import Agent, Team
+from renchi.db.models.base import clean_text
 
 MATCHED_NUMBER = "number"
 MATCHED_AGENT = "agent"
@@ -113,4 +114,6 @@ def _field(payload: dict[str, Any], name: str) -> str:
         value = str(int(value)) if value.is_integer() else str(value)
     if not isinstance(value, str):
         return ""
-    return value.strip()[:_MAX_FIELD_LENGTH]
+    # The values go into queries and back out as JSON, which neither NUL
+    # characters nor lone surrogates survive.
+    return clean_text(value).strip()[:_MAX_FIELD_LENGTH]

@@ -20,6 +20,7 @@ from renchi.calls.records import CallFields, attribute, fill_earliest, lock_call
 from renchi.calls.routing import Route, RouteCache, lookup_route
 from renchi.calls.variables import compute_variables
 from renchi.db.models import Recording
+from renchi.db.models.base import clean_json
 from renchi.observability import metrics
 from renchi.tasks.queue import enqueue
 from renchi.webhooks.intake import Applied, InboundEvent
@@ -51,6 +52,8 @@ _DETAIL_FIELDS = (
 
 # Twilio's ids are two letters and 32 hex digits; any id-like token is accepted.
 _SID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_SEQUENCE = re.compile(r"^[0-9]{1,10}$")
+_WORD = re.compile(r"^[a-z-]{1,32}$")
 # Timestamps outside this range are not Twilio's clock; the arrival time is used.
 _EARLIEST_TIMESTAMP = datetime(2000, 1, 1, tzinfo=UTC)
 _TIMESTAMP_LEEWAY = timedelta(days=1)
@@ -64,16 +67,20 @@ def build_event(
     event_type: str, payload: dict[str, Any], *, received_at: datetime
 ) -> InboundEvent:
     """Check the fields `event_type` needs and derive its deduplication key."""
+    payload = clean_json(payload)
     call_sid = _required(payload, "CallSid")
     if event_type == VOICE:
         key = call_sid
     elif event_type == STATUS:
-        status = _required(payload, "CallStatus").lower()
+        status = _word(_required(payload, "CallStatus"), "CallStatus")
         sequence = str(payload.get("SequenceNumber") or "").strip()
+        if sequence and not _SEQUENCE.match(sequence):
+            raise InvalidEvent("Invalid SequenceNumber: use up to 10 digits.")
         key = f"{call_sid}:{status}:{sequence}" if sequence else f"{call_sid}:{status}"
     elif event_type == RECORDING:
         recording_sid = _required(payload, "RecordingSid")
-        status = str(payload.get("RecordingStatus") or "completed").strip().lower()
+        status = str(payload.get("RecordingStatus") or "completed").strip()
+        status = _word(status, "RecordingStatus")
         key = f"{recording_sid}:{status}"
     else:
         raise ValueError(f"Unknown Twilio event type {event_type!r}.")
@@ -95,6 +102,14 @@ def _required(payload: dict[str, Any], name: str) -> str:
             f"Invalid {name}: use 1 to 64 letters, digits, hyphens or underscores."
         )
     return value
+
+
+def _word(value: str, name: str) -> str:
+    """Return a status word such as `in-progress` in lower case; reject anything else."""
+    word = value.lower()
+    if not _WORD.match(word):
+        raise InvalidEvent(f"Invalid {name}: use up to 32 letters and hyphens.")
+    return word
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,15 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from renchi.db.models import PHONE_NUMBER_MODES, Agent, PhoneNumber, Team
+from renchi.db.models import (
+    PHONE_NUMBER_MODES,
+    Agent,
+    PhoneNumber,
+    Team,
+    TeamSettingsRow,
+)
 from renchi.db.models.base import utcnow
+from renchi.db.upsert import insert_for
 from renchi.errors import Conflict, InvalidInput, NotFound, shorten
 
 E164 = re.compile(r"^\+[1-9][0-9]{1,14}$")
@@ -124,15 +131,8 @@ async def assign_phone_number(
             field="agent_id",
         )
 
-    agent = await session.scalar(
-        select(Agent).where(Agent.elevenlabs_agent_id == elevenlabs_agent_id)
-    )
-    agent_created = agent is None
-    if agent is None:
-        agent = Agent(team_id=team.id, elevenlabs_agent_id=elevenlabs_agent_id)
-        session.add(agent)
-        await session.flush()
-    elif agent.team_id != team.id:
+    agent, agent_created = await _agent_for(session, team, elevenlabs_agent_id)
+    if agent.team_id != team.id:
         raise Conflict(
             f"Agent {shorten(elevenlabs_agent_id)!r} belongs to another team."
         )
@@ -153,6 +153,16 @@ async def assign_phone_number(
             existing, agent, created=False, agent_created=agent_created
         )
 
+    fallback_of = await session.scalar(
+        select(TeamSettingsRow.team_id).where(TeamSettingsRow.fallback_number == number)
+    )
+    if fallback_of is not None:
+        # A caller sent to a team's fallback would reach an agent again, and two
+        # teams' fallbacks could send a call back and forth.
+        raise Conflict(
+            f"Number {number} is the fallback number of a team; change that "
+            "team's fallback_number first."
+        )
     phone_number = PhoneNumber(
         team_id=team.id, agent_id=agent.id, number=number, mode=mode
     )
@@ -164,6 +174,36 @@ async def assign_phone_number(
     return NumberAssignment(
         phone_number, agent, created=True, agent_created=agent_created
     )
+
+
+async def _agent_for(
+    session: AsyncSession, team: Team, elevenlabs_agent_id: str
+) -> tuple[Agent, bool]:
+    """Return the agent record, creating it for `team` when new, safely under concurrency.
+
+    Two requests adding numbers with the same new agent both reach this; the
+    insert that loses does nothing, and both then read the one row.
+    """
+    query = select(Agent).where(Agent.elevenlabs_agent_id == elevenlabs_agent_id)
+    agent = await session.scalar(query)
+    if agent is not None:
+        return agent, False
+    agents = Agent.__table__
+    result = await session.execute(
+        insert_for(session, agents)
+        .values(
+            id=uuid.uuid4(),
+            team_id=team.id,
+            elevenlabs_agent_id=elevenlabs_agent_id,
+            created_at=utcnow(),
+        )
+        .on_conflict_do_nothing(index_elements=["elevenlabs_agent_id"])
+        .returning(agents.c.id)
+    )
+    created = result.first() is not None
+    agent = await session.scalar(query.execution_options(populate_existing=True))
+    assert agent is not None, "An agent row exists after its insert."
+    return agent, created
 
 
 async def release_phone_number(

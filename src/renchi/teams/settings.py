@@ -35,7 +35,7 @@ from renchi.db.models import (
     User,
 )
 from renchi.db.upsert import insert_for
-from renchi.errors import InvalidInput
+from renchi.errors import InvalidInput, brief, shorten
 from renchi.teams.provisioning import validate_e164
 
 DEFAULT_TIMEZONE = "UTC"
@@ -187,14 +187,15 @@ async def summary_recipients_of(
 
 @cache
 def _zone_names() -> frozenset[str]:
-    # available_timezones() walks the zone files on every call.
-    return frozenset(available_timezones())
+    # available_timezones() walks the zone files on every call. "localtime"
+    # is the server's own zone and "Factory" is no place, so neither is a choice.
+    return frozenset(available_timezones()) - {"localtime", "Factory"}
 
 
 def _validate_timezone(value: object) -> str:
     if not isinstance(value, str) or value not in _zone_names():
         raise InvalidInput(
-            f"Invalid timezone {value!r}: use an IANA time zone name such as "
+            f"Invalid timezone {brief(value)}: use an IANA time zone name such as "
             "'Europe/Berlin' or 'America/New_York'.",
             field="timezone",
         )
@@ -209,7 +210,7 @@ def _validate_retention(value: object) -> int | None:
         MIN_RETENTION_DAYS <= value <= MAX_RETENTION_DAYS
     ):
         raise InvalidInput(
-            f"Invalid recording_retention_days {value!r}: use a whole number of days "
+            f"Invalid recording_retention_days {brief(value)}: use a whole number of days "
             f"from {MIN_RETENTION_DAYS} to {MAX_RETENTION_DAYS}, or null for the "
             "platform default.",
             field="recording_retention_days",
@@ -222,7 +223,7 @@ def _validate_fallback_number(value: object) -> str | None:
         return None
     if not isinstance(value, str):
         raise InvalidInput(
-            f"Invalid fallback_number {value!r}: use an E.164 number such as "
+            f"Invalid fallback_number {brief(value)}: use an E.164 number such as "
             "'+14155550100', or null.",
             field="fallback_number",
         )
@@ -242,7 +243,7 @@ def _validate_summary_recipients(value: object) -> list[str] | None:
     for item in value:
         if not isinstance(item, str):
             raise InvalidInput(
-                f"Invalid summary recipient {item!r}: use an email address.",
+                f"Invalid summary recipient {brief(item)}: use an email address.",
                 field="summary_recipients",
             )
         try:
@@ -264,7 +265,7 @@ def _boolean_validator(name: str) -> Callable[[object], bool]:
     def validate(value: object) -> bool:
         if not isinstance(value, bool):
             raise InvalidInput(
-                f"Invalid {name} {value!r}: use true or false.", field=name
+                f"Invalid {name} {brief(value)}: use true or false.", field=name
             )
         return value
 
@@ -295,7 +296,7 @@ def _validate_teams_channel(value: object) -> dict[str, str] | None:
         text = _bounded_text(value[key], maximum=MAX_CHANNEL_ID_LENGTH)
         if text is None:
             raise InvalidInput(
-                f"Invalid teams_channel.{key} {value[key]!r}: {problem}.",
+                f"Invalid teams_channel.{key} {brief(value[key])}: {problem}.",
                 field="teams_channel",
             )
         channel[key] = text
@@ -306,7 +307,7 @@ def _validate_calendar_id(value: object) -> str:
     text = _bounded_text(value, maximum=MAX_CALENDAR_ID_LENGTH)
     if text is None:
         raise InvalidInput(
-            f"Invalid calendar_id {value!r}: use a Google Calendar id of 1 to "
+            f"Invalid calendar_id {brief(value)}: use a Google Calendar id of 1 to "
             f"{MAX_CALENDAR_ID_LENGTH} characters, such as 'primary'.",
             field="calendar_id",
         )
@@ -343,9 +344,9 @@ def validate_changes(changes: object) -> dict[str, object]:
     for name in changes:
         if name not in _VALIDATORS:
             raise InvalidInput(
-                f"Unknown setting {name!r}; the settings are "
+                f"Unknown setting {brief(name)}; the settings are "
                 f"{', '.join(SETTING_NAMES)}.",
-                field=str(name),
+                field=shorten(name),
             )
     return {name: _VALIDATORS[name](value) for name, value in changes.items()}
 
@@ -357,8 +358,8 @@ def parse_setting_text(name: str, text: str) -> object:
     """
     if name not in _VALIDATORS:
         raise InvalidInput(
-            f"Unknown setting {name!r}; the settings are {', '.join(SETTING_NAMES)}.",
-            field=name,
+            f"Unknown setting {brief(name)}; the settings are {', '.join(SETTING_NAMES)}.",
+            field=shorten(name),
         )
     if text == "null":
         return None
@@ -368,7 +369,7 @@ def parse_setting_text(name: str, text: str) -> object:
         return json.loads(text)
     except ValueError as error:
         raise InvalidInput(
-            f"Invalid value {text!r} for {name}: write it as JSON, such as 30, "
+            f"Invalid value {brief(text)} for {name}: write it as JSON, such as 30, "
             'true, ["ana@example.com"] or {"team_id": "...", "channel_id": "..."}.',
             field=name,
         ) from error

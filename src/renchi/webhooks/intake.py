@@ -11,6 +11,7 @@ through the same code, so it still lands exactly once.
 from __future__ import annotations
 
 import functools
+import hashlib
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
@@ -25,12 +26,23 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from renchi.asynctools import bounded
 from renchi.db.engine import Database, is_schema_error, is_unavailable
 from renchi.db.models import WebhookEvent
-from renchi.db.models.base import utcnow
+from renchi.db.models.base import clean_json, clean_text, utcnow
 from renchi.db.upsert import dialect_insert
 from renchi.observability import metrics
 from renchi.webhooks.spool import Spool, SpoolError
 
 logger = structlog.get_logger(__name__)
+
+
+MAX_TYPE_LENGTH = 64
+MAX_KEY_LENGTH = 255
+
+
+def storable_key(key: str) -> str:
+    """Return `key`, or a digest of it when the key column could not store it as is."""
+    if len(key) <= MAX_KEY_LENGTH and clean_text(key) == key:
+        return key
+    return "sha256:" + hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 @dataclass
@@ -45,6 +57,13 @@ class InboundEvent:
     # The answer already sent for this event, stored so that a repeat gets the same.
     response: str | None = None
     spooled: bool = False
+
+    def __post_init__(self) -> None:
+        # Handlers look values up and store them, so what PostgreSQL refuses
+        # (NUL characters, lone surrogates, NaN) goes before any of them runs.
+        self.payload = clean_json(self.payload)
+        self.type = clean_text(self.type)[:MAX_TYPE_LENGTH]
+        self.dedupe_key = storable_key(self.dedupe_key)
 
     def to_record(self) -> dict[str, Any]:
         return {

@@ -97,6 +97,19 @@ class Spool:
         path.unlink(missing_ok=True)
         return True
 
+    def requeue_failed(self) -> int:
+        """Move every set-aside event back to the spool with its attempts reset."""
+        moved = 0
+        for path in self.failed():
+            record = self.read(path)
+            record["attempts"] = 0
+            record.pop("last_error", None)
+            _write_durably(self.directory / path.name, json.dumps(record).encode())
+            path.unlink()
+            moved += 1
+        self.refresh_metrics()
+        return moved
+
     def check_writable(self) -> bool:
         """Write and remove a probe file; report and record whether that worked."""
         try:

@@ -24,11 +24,14 @@ from renchi.calls.personalization import (
 )
 from renchi.db.engine import is_unavailable
 from renchi.observability import metrics
+from renchi.observability.logging import LogThrottle
 from renchi.runtime import Runtime
 from renchi.web.errors import ApiError
 from renchi.web.webhooks.pipeline import read_body, runtime_of
 
 logger = structlog.get_logger(__name__)
+# Anyone can send a request without the secret; the metric counts them all.
+_rejection_logs = LogThrottle(per_window=20, window_seconds=60.0)
 
 PERSONALIZE_PATH = "/api/webhooks/elevenlabs/personalize"
 # The label of secret failures in renchi_webhook_signature_failures_total.
@@ -49,7 +52,8 @@ async def _personalize(request: Request) -> Response:
     if not _personalization_authorized(request, runtime):
         metrics.personalization_requests.labels("rejected").inc()
         metrics.webhook_signature_failures.labels(SOURCE).inc()
-        logger.warning("personalization request rejected: missing or wrong secret")
+        if _rejection_logs.allow(SOURCE)[0]:
+            logger.warning("personalization request rejected: missing or wrong secret")
         raise ApiError("UNAUTHORIZED", "Missing or invalid webhook secret.")
 
     body = await read_body(request, runtime.settings.max_body_bytes)
