@@ -72,6 +72,8 @@ INVALID = [
     ("timezone", ""),
     ("timezone", " Europe/Berlin"),
     ("timezone", None),
+    ("timezone", "localtime"),
+    ("timezone", "Factory"),
     ("timezone", 1),
     ("recording_retention_days", 0),
     ("recording_retention_days", 3651),
