@@ -5,7 +5,7 @@ Errors raised by `ElevenLabsClient`:
 - `ElevenLabsError`: the base of all of them.
 - `ElevenLabsNotConfigured`: no API key, so nothing was sent.
 - `ElevenLabsUnavailable`: network failure, 5xx or 429; `ElevenLabsTimeout` for a time-out.
-- `ElevenLabsRejected`: any other 4xx, or an answer that is not TwiML.
+- `ElevenLabsRejected`: any other 4xx, or a response that is not TwiML.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import httpx
 
 from renchi.adapters.http import parse_retry_after
 
-# A register-call answer is a short TwiML document; anything far larger is not one.
+# A register-call response is a short TwiML document; anything far larger is not one.
 MAX_TWIML_BYTES = 64 * 1024
 
 
@@ -86,7 +86,7 @@ class ElevenLabsClient:
         }
         try:
             # httpx's timeout bounds each read; this bounds the whole exchange,
-            # so a slowly dripping answer cannot hold the caller past Twilio's limit.
+            # so a slowly dripping response cannot hold the caller past Twilio's limit.
             async with asyncio.timeout(timeout):
                 response, text = await self._post_register_call(body, timeout)
         except (TimeoutError, httpx.TimeoutException) as error:
@@ -101,12 +101,12 @@ class ElevenLabsClient:
         status = response.status_code
         if status == 429 or status >= 500:
             raise ElevenLabsUnavailable(
-                f"ElevenLabs answered {status}.",
+                f"ElevenLabs returned HTTP {status}.",
                 retry_after=parse_retry_after(response),
             )
         if status >= 300:
             raise ElevenLabsRejected(
-                f"ElevenLabs answered {status}.", status_code=status
+                f"ElevenLabs returned HTTP {status}.", status_code=status
             )
         return _extract_twiml(text, status_code=status)
 
@@ -126,7 +126,7 @@ class ElevenLabsClient:
                 received += chunk
                 if len(received) > MAX_TWIML_BYTES:
                     raise ElevenLabsRejected(
-                        f"ElevenLabs answered register-call with more than "
+                        f"ElevenLabs returned a register-call response of more than "
                         f"{MAX_TWIML_BYTES} bytes.",
                         status_code=response.status_code,
                     )
@@ -145,7 +145,7 @@ def _extract_twiml(text: str, *, status_code: int) -> str:
             text = decoded.strip()
     if "<Response" not in text:
         raise ElevenLabsRejected(
-            "ElevenLabs answered register-call without TwiML.",
+            "ElevenLabs returned a register-call response without TwiML.",
             status_code=status_code,
         )
     return text

@@ -200,12 +200,12 @@ def _raise_for_status(response: httpx.Response) -> None:
     if status < 300:
         return
     if status == 404:
-        raise TwilioNotFound("Twilio answered 404 for the recording media.")
+        raise TwilioNotFound("Twilio returned HTTP 404 for the recording media.")
     if status == 429 or status >= 500:
         raise TwilioUnavailable(
-            f"Twilio answered {status}.", retry_after=parse_retry_after(response)
+            f"Twilio returned HTTP {status}.", retry_after=parse_retry_after(response)
         )
-    raise TwilioRejected(f"Twilio answered {status}.", status_code=status)
+    raise TwilioRejected(f"Twilio returned HTTP {status}.", status_code=status)
 
 
 def _describe(url: str) -> str:

@@ -1,4 +1,4 @@
-"""The error format of every answer: `{"error": "<words>", "code": "<CODE>"}`."""
+"""The error format of every response: `{"error": "<words>", "code": "<CODE>"}`."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ MESSAGE_BY_STATUS = {
 
 
 class ApiError(Exception):
-    """An error answer raised from route code."""
+    """An error response raised from route code."""
 
     def __init__(
         self,
@@ -102,7 +102,7 @@ async def handle_payload_too_large(request: Request, error: Exception) -> Respon
 
 
 def unexpected_error_response(error: Exception, *, path: str) -> Response:
-    """Log an error no handler took and return its answer: 503 for the database, else 500."""
+    """Log an error no handler took and return its response: 503 for the database, else 500."""
     if is_unavailable(error):
         logger.warning("database unavailable", path=path, error=type(error).__name__)
         return error_response(

@@ -77,11 +77,11 @@ class RequestContextMiddleware:
             else:
                 await self.app(scope, _limited(receive, limit), send_with_id)
         except Exception as error:
-            # Answered and logged here once; re-raising would make the server
+            # Responded to and logged here once; re-raising would make the server
             # log the same error again as a bare traceback.
             if response_started:
                 logger.error(
-                    "error after the answer started", path=path, exc_info=error
+                    "error after the response started", path=path, exc_info=error
                 )
             else:
                 answer = unexpected_error_response(error, path=path)

@@ -54,7 +54,7 @@ class InboundEvent:
     dedupe_key: str
     payload: dict[str, Any]
     received_at: datetime
-    # The answer already sent for this event, stored so that a repeat gets the same.
+    # The response already sent for this event, stored so that a repeat gets the same.
     response: str | None = None
     spooled: bool = False
 
@@ -90,7 +90,7 @@ class InboundEvent:
 
 @dataclass
 class Applied:
-    """What applying an event changed."""
+    """The result of applying an event: its call, its outcome and what comes after."""
 
     call_id: uuid.UUID | None
     outcome: str = "accepted"
@@ -263,7 +263,7 @@ class EventProcessor:
         """Apply `event`, or spool it when the database cannot take it.
 
         With `spool_on_failure=False` a failure is returned as `unavailable` and
-        the caller spools the event itself with `spool`, after adding its answer.
+        the caller spools the event itself with `spool`.
         Raises EventUnavailable when the spool fails too.
         """
         log = logger.bind(
@@ -395,7 +395,7 @@ class EventProcessor:
         return applied
 
     async def record_response(self, event: InboundEvent, response: str) -> None:
-        """Store the answer sent for an applied event, so that a repeat gets the same."""
+        """Store the response sent for an applied event, so that a repeat gets the same."""
 
         async def store() -> None:
             async with self._database.transaction() as session:

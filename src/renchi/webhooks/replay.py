@@ -36,7 +36,7 @@ class SpoolReplayer:
         self._database = database
 
     async def probe(self, timeout: float) -> bool:
-        """Check that the database answers; record the result in the processor's health."""
+        """Check that the database responds, and record the result in the processor's health."""
 
         async def select_one() -> None:
             async with self._database.engine.connect() as connection:

@@ -137,7 +137,7 @@ async def post_call_webhook(request: Request) -> Response:
         await asyncio.wait_for(slots.acquire(), SLOT_WAIT_SECONDS)
     except TimeoutError as error:
         metrics.webhook_events.labels(SOURCE, "unknown", "busy").inc()
-        logger.warning("post-call body refused: too many bodies in progress")
+        logger.warning("post-call body rejected: too many bodies in progress")
         raise unavailable() from error
     try:
         return await _receive(request, runtime, check)

@@ -82,7 +82,7 @@ def invalid_event(source: str, event_type: str, message: str) -> ApiError:
 
 
 async def process_or_503(runtime: Runtime, event: InboundEvent) -> Processed:
-    """Apply or spool `event`; answer 503 when neither the database nor the spool can keep it."""
+    """Apply or spool `event`; respond 503 when neither the database nor the spool can keep it."""
     try:
         return await runtime.processor.process(event)
     except EventUnavailable as error:
@@ -98,6 +98,6 @@ def unavailable() -> ApiError:
 
 
 def acknowledge(processed: Processed) -> Response:
-    """Answer an event whose sender reads nothing but the status code."""
+    """Respond to an event whose sender reads nothing but the status code."""
     status = {"applied": "accepted"}.get(processed.status, processed.status)
     return JSONResponse({"status": status})
