@@ -36,7 +36,7 @@ from renchi.calls.records import (
 )
 from renchi.calls.routing import RouteCache, lookup_route
 from renchi.db.models import Call, Recording, Transcript
-from renchi.db.models.base import clean_json
+from renchi.db.models.base import clean_text
 from renchi.webhooks.intake import Applied, InboundEvent
 
 logger = structlog.get_logger(__name__)
@@ -78,7 +78,8 @@ def event_type_of(payload: dict[str, Any]) -> str:
     event_type = payload.get("type")
     if not isinstance(event_type, str) or not event_type.strip():
         raise InvalidEvent("Missing required field 'type'.")
-    event_type = event_type.strip()
+    # Cleaned as InboundEvent cleans the payload, so the key matches the stored values.
+    event_type = clean_text(event_type).strip()
     if len(event_type) > MAX_TYPE_LENGTH:
         raise InvalidEvent(f"Field 'type' is longer than {MAX_TYPE_LENGTH} characters.")
     return event_type
@@ -105,7 +106,6 @@ def build_event(
     its body, so an event type that ElevenLabs adds later never gets an error
     response.
     """
-    payload = clean_json(payload)
     event_type = event_type_of(payload)
     conversation_id = conversation_id_of(payload)
     if conversation_id:
@@ -511,7 +511,7 @@ def _text(value: Any) -> str | None:
     if isinstance(value, float):
         return str(int(value)) if value.is_integer() else str(value)
     if isinstance(value, str):
-        return value.strip() or None
+        return clean_text(value).strip() or None
     return None
 
 

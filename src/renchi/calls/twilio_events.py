@@ -20,7 +20,7 @@ from renchi.calls.records import CallFields, attribute, fill_earliest, lock_call
 from renchi.calls.routing import Route, RouteCache, lookup_route
 from renchi.calls.variables import compute_variables
 from renchi.db.models import Recording
-from renchi.db.models.base import clean_json
+from renchi.db.models.base import clean_text
 from renchi.observability import metrics
 from renchi.tasks.queue import enqueue
 from renchi.webhooks.intake import Applied, InboundEvent
@@ -67,7 +67,6 @@ def build_event(
     event_type: str, payload: dict[str, Any], *, received_at: datetime
 ) -> InboundEvent:
     """Check the fields `event_type` needs and derive its deduplication key."""
-    payload = clean_json(payload)
     call_sid = _required(payload, "CallSid")
     if event_type == VOICE:
         key = call_sid
@@ -94,7 +93,8 @@ def build_event(
 
 
 def _required(payload: dict[str, Any], name: str) -> str:
-    value = str(payload.get(name) or "").strip()
+    # Cleaned as InboundEvent cleans the payload, so the key matches the stored values.
+    value = clean_text(str(payload.get(name) or "")).strip()
     if not value:
         raise InvalidEvent(f"Missing required field {name!r}.")
     if not _SID.match(value):
