@@ -48,7 +48,7 @@ def run_server(
 ) -> Iterator[tuple[str, int]]:
     """Start `command --port N` on a free loopback port; yield its URL and process id.
 
-    The server counts as started once `/healthz` answers 200.
+    The server counts as started once `/healthz` returns 200.
     """
     port = free_port()
     with log.open("wb") as output:

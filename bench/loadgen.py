@@ -1,7 +1,7 @@
 """A small HTTP/1.1 load generator over asyncio streams, for loopback benchmarks.
 
 Closed loop (`run_closed`): a fixed number of connections, each sending its
-next request as soon as the previous answer arrives; it measures throughput.
+next request as soon as the previous response arrives; it measures throughput.
 Open loop (`run_open`): requests start on a fixed schedule whatever the
 server does, and each latency counts from the scheduled start, so a stalled
 server shows up in the percentiles instead of slowing the generator down.
@@ -53,7 +53,7 @@ class Connection:
         return cls(reader, writer)
 
     async def send(self, request: bytes) -> int:
-        """Send one request and read its whole answer; return the status code."""
+        """Send one request, read its whole response and return the status code."""
         self.writer.write(request)
         status_line = await self.reader.readline()
         if not status_line:

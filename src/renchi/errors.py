@@ -1,7 +1,7 @@
 """Errors the domain raises, each with the API error code a face maps it to.
 
 The domain never imports the web layer; `code` is the shared vocabulary of
-`{"error": ..., "code": ...}` answers and of the command line's messages.
+`{"error": ..., "code": ...}` responses and of the command line's messages.
 """
 
 from __future__ import annotations

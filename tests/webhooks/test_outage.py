@@ -1,4 +1,4 @@
-"""The database away: events are spooled, answered 200, and later land exactly once."""
+"""The database away: events are spooled, acknowledged with 200, and later land exactly once."""
 
 from __future__ import annotations
 

@@ -113,7 +113,7 @@ class ElevenLabsClient:
     async def _post_register_call(
         self, body: dict[str, Any], timeout: float
     ) -> tuple[httpx.Response, str]:
-        """Send the registration and read at most MAX_TWIML_BYTES of the answer."""
+        """Send the registration and read at most MAX_TWIML_BYTES of the response."""
         async with self._http.stream(
             "POST",
             f"{self.api_url}/v1/convai/twilio/register-call",
@@ -134,7 +134,7 @@ class ElevenLabsClient:
 
 
 def _extract_twiml(text: str, *, status_code: int) -> str:
-    """Return the TwiML of a register-call answer, sent as XML or as a JSON string."""
+    """Return the TwiML of a register-call response, sent as XML or as a JSON string."""
     text = text.strip()
     if text.startswith('"'):
         try:

@@ -170,7 +170,7 @@ class TwilioEventHandlers:
         )
 
         variables: dict[str, str] = {}
-        # A replayed event was answered before it was spooled; its variables were sent then.
+        # A replayed event got its TwiML before it was spooled, so its variables were sent then.
         if event.response is None:
             variables = await compute_variables(
                 session,

@@ -26,7 +26,7 @@ def alembic_config(connection: Connection | None = None) -> Config:
 
 @cache
 def head_revision() -> str | None:
-    """Return the newest revision this code knows."""
+    """Return the newest revision among this code's migrations."""
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 

@@ -2,7 +2,7 @@
 
 Written by hand, so it states what each endpoint promises (authentication,
 error responses, the cursor) rather than what a generator can infer. The test
-suite runs schemathesis against it, which fails when the application answers
+suite runs schemathesis against it, which fails when the application returns
 a status, content type, header or body that this document does not allow.
 """
 

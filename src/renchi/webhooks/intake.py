@@ -1,6 +1,6 @@
 """Storing verified webhook events exactly once, or spooling them when that fails.
 
-Every webhook, whatever its source, ends here after its signature holds and
+Every webhook, whatever its source, ends here after its signature is verified and
 its body parses. `EventProcessor.process` applies the event to the call
 records in one transaction together with its `webhook_events` row, whose
 unique `(source, dedupe_key)` makes a repeat change nothing. When the database

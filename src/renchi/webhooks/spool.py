@@ -1,8 +1,8 @@
 """The local spool: verified events kept on disk while the database is away.
 
 Each event is one JSON file, written to a temporary name, fsynced and renamed
-into place (and the folder fsynced) before the webhook is answered, so an
-answered event survives a crash of the process. File names start with the
+into place (and the folder fsynced) before the webhook is acknowledged, so an
+acknowledged event survives a crash of the process. File names start with the
 time of arrival in nanoseconds, so a sorted listing replays events in order.
 An event that keeps failing for a reason other than the database is moved to
 `failed/` after `MAX_REPLAY_ATTEMPTS`, where an operator can inspect it and

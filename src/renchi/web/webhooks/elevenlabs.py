@@ -3,7 +3,7 @@
 The post-call endpoint never keeps a whole body in memory. Each chunk goes into the
 signature's HMAC and into `AudioBodyScanner`, which decodes the base64 audio
 of a `post_call_audio` event into a temporary file as it arrives. Only once
-the whole body has arrived and its signature holds is the file moved to its
+the whole body has arrived and its signature is valid is the file moved to its
 storage key; otherwise it is removed and nothing else remains of the request.
 """
 

@@ -22,7 +22,13 @@ from renchi.calls.twilio_events import (
     build_event,
 )
 from renchi.calls.variables import empty_variables
-from renchi.calls.voice import UNAVAILABLE, VoiceAnswer, answer_call, fallback_answer
+from renchi.calls.voice import (
+    UNAVAILABLE,
+    VoiceAnswer,
+    VoiceAnswers,
+    answer_call,
+    fallback_answer,
+)
 from renchi.runtime import Runtime
 from renchi.web.errors import ApiError
 from renchi.web.webhooks.pipeline import (
@@ -214,13 +220,13 @@ async def _answer_from_cache(
 
 
 async def _answer_of_repeat(
-    runtime: Runtime, answers: Any, event: InboundEvent, timeout: float
+    runtime: Runtime, answers: VoiceAnswers, event: InboundEvent, timeout: float
 ) -> str:
     """Return the first request's TwiML for a repeat, waiting while it is still being answered."""
     call_sid = str(event.payload["CallSid"])
     twiml = await answers.wait(call_sid, timeout)
     if twiml is not None:
-        return str(twiml)
+        return twiml
     # The first request may be in flight in another replica: poll its stored answer.
     deadline = asyncio.get_running_loop().time() + timeout
     while asyncio.get_running_loop().time() < deadline:
